@@ -1,0 +1,1 @@
+"""vmparity's test harness: runtimes, daemons, scenarios, classification, results and reports."""

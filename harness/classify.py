@@ -1,0 +1,78 @@
+"""Turn what the baseline and a target observably did into a cell outcome. The only place these rules live."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.outcomes import Outcome
+
+Normaliser = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One execution of a scenario's oracle under one runtime."""
+
+    observation: dict[str, Any] | None = None
+    refusal: str | None = None
+    """The Docker operation failed under this runtime; the text is the evidence."""
+    error: str | None = None
+    """The suite itself failed (an exception in the oracle or the harness)."""
+    host_changes: tuple[str, ...] = field(default_factory=tuple)
+    """Host state that differed after the scenario and its clean-up."""
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _identity(obs: dict[str, Any]) -> dict[str, Any]:
+    return obs
+
+
+def classify(baseline: Observed, target: Observed, normalise: Normaliser | None = None) -> Outcome:
+    """One comparison: a baseline failure is never the target's limitation, a suite failure never a result."""
+    if baseline.error is not None or target.error is not None:
+        return Outcome.ERROR
+    if set(target.host_changes) - set(baseline.host_changes):
+        return Outcome.HOST_IMPACT
+    if baseline.refusal is not None:
+        return Outcome.BASELINE_UNAVAILABLE
+    if target.refusal is not None:
+        return Outcome.REFUSED
+    if baseline.observation is None or target.observation is None:
+        return Outcome.ERROR
+    norm = normalise or _identity
+    same = canonical(norm(baseline.observation)) == canonical(norm(target.observation))
+    return Outcome.SAME if same else Outcome.DIFFERS
+
+
+def combine_examples(outcomes: Sequence[Outcome]) -> Outcome:
+    """A parameterised scenario: the worst example decides; values runc itself cannot do are set aside."""
+    if not outcomes:
+        return Outcome.ERROR
+    for decisive in (Outcome.ERROR, Outcome.HOST_IMPACT, Outcome.FLAKY):
+        if decisive in outcomes:
+            return decisive
+    usable = [o for o in outcomes if o != Outcome.BASELINE_UNAVAILABLE]
+    if not usable:
+        return Outcome.BASELINE_UNAVAILABLE
+    for worst in (Outcome.REFUSED, Outcome.DIFFERS):
+        if worst in usable:
+            return worst
+    return Outcome.SAME
+
+
+def combine_attempts(attempts: Sequence[tuple[Outcome, Any]]) -> Outcome:
+    """Repeated runs of one cell: (outcome, normalised target observation) each. Disagreement is flaky."""
+    if not attempts:
+        return Outcome.ERROR
+    outcomes = [o for o, _ in attempts]
+    if Outcome.ERROR in outcomes:
+        return Outcome.ERROR
+    if len({canonical(obs) for _, obs in attempts}) > 1 or len(set(outcomes)) > 1:
+        return Outcome.FLAKY
+    return outcomes[0]

@@ -1,0 +1,111 @@
+"""Host state around host-sensitive scenarios: what the machine looks like outside every container."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from pyroute2 import IPRoute
+
+SYSCTLS = (
+    "net/ipv4/ip_forward", "net/ipv4/ping_group_range", "net/ipv4/ip_unprivileged_port_start",
+    "net/ipv4/tcp_syncookies", "net/core/somaxconn", "net/ipv4/conf/all/forwarding",
+    "kernel/shmmax", "kernel/shmmni", "kernel/msgmax", "kernel/sem", "fs/mqueue/msg_max",
+    "kernel/hostname", "kernel/domainname", "vm/overcommit_memory",
+)
+WATCHED_COMMANDS = ("qemu-system-x86", "runsc-sandbox", "runsc-gofer", "runsc", "criu", "runvm",
+                    "containerd-shim", "dockerd", "containerd", "docker-proxy")
+
+Snapshot = dict[str, frozenset[str]]
+
+
+def _links_and_addrs() -> tuple[set[str], set[str], set[str], set[str]]:
+    links, addrs, routes, qdiscs = set(), set(), set(), set()
+    with IPRoute() as ipr:
+        names = {}
+        for link in ipr.get_links():
+            name = link.get_attr("IFLA_IFNAME")
+            names[link["index"]] = name
+            kind = (link.get_attr("IFLA_LINKINFO") or {})
+            kind = kind.get_attr("IFLA_INFO_KIND") if kind else None
+            up = "up" if link["flags"] & 1 else "down"
+            links.add(f"link {name} kind={kind} mac={link.get_attr('IFLA_ADDRESS')} {up} "
+                      f"mtu={link.get_attr('IFLA_MTU')} master={link.get_attr('IFLA_MASTER')}")
+        for a in ipr.get_addr():
+            addrs.add(f"address {names.get(a['index'])} {a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}")
+        for r in ipr.get_routes(table=254):
+            routes.add(f"route {r.get_attr('RTA_DST') or 'default'}/{r['dst_len']} "
+                       f"via {r.get_attr('RTA_GATEWAY')} dev {names.get(r.get_attr('RTA_OIF'))}")
+        for q in ipr.get_qdiscs():
+            qdiscs.add(f"qdisc {q.get_attr('TCA_KIND')} dev {names.get(q['index'])} parent {q['parent']:#x}")
+    return links, addrs, routes, qdiscs
+
+
+def _sysctls() -> set[str]:
+    out = set()
+    for key in SYSCTLS:
+        try:
+            value = " ".join(Path("/proc/sys", key).read_text().split())
+        except OSError:
+            continue
+        out.add(f"sysctl {key.replace('/', '.')}={value}")
+    return out
+
+
+def _mounts() -> set[str]:
+    out = set()
+    for line in Path("/proc/1/mountinfo").read_text().splitlines():
+        fields = line.split()
+        out.add(f"mount {fields[4]} ({fields[fields.index('-') + 1]})")
+    return out
+
+
+def _processes() -> set[str]:
+    out = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = Path(entry.path, "comm").read_text().strip()
+        except OSError:
+            continue
+        if comm.startswith(WATCHED_COMMANDS):
+            out.add(f"process {entry.name} {comm}")
+    return out
+
+
+def _netns() -> set[str]:
+    out = set()
+    for d in ("/run/netns", "/var/run/docker/netns"):
+        if os.path.isdir(d):
+            out.update(f"netns {d}/{n}" for n in os.listdir(d))
+    return out
+
+
+def snapshot() -> Snapshot:
+    links, addrs, routes, qdiscs = _links_and_addrs()
+    return {
+        "links": frozenset(links), "addresses": frozenset(addrs), "routes": frozenset(routes),
+        "qdiscs": frozenset(qdiscs), "sysctls": frozenset(_sysctls()), "mounts": frozenset(_mounts()),
+        "processes": frozenset(_processes()), "netns": frozenset(_netns()),
+    }
+
+
+def diff(before: Snapshot, after: Snapshot) -> list[str]:
+    changes = []
+    for key in sorted(before.keys() | after.keys()):
+        b, a = before.get(key, frozenset()), after.get(key, frozenset())
+        changes += [f"removed: {x}" for x in sorted(b - a)]
+        changes += [f"added: {x}" for x in sorted(a - b)]
+    return changes
+
+
+def settled_diff(before: Snapshot, settle_s: float = 6.0) -> list[str]:
+    """Docker tears some things down asynchronously (netns, veths): give it a moment before calling it impact."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        changes = diff(before, snapshot())
+        if not changes or time.monotonic() >= deadline:
+            return changes
+        time.sleep(0.5)

@@ -1,0 +1,24 @@
+"""Where things live, in one place so scripts, tests and the CLI agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VENV = REPO / ".venv"
+RUNVM_BIN = VENV / "bin" / "runvm"
+REPORTS = REPO / "reports"
+RUNS = REPORTS / "runs"
+REFERENCE = REPORTS / "reference"
+DOCS = REPO / "docs"
+LIMITATIONS_MD = DOCS / "limitations.md"
+REGISTRY = REPO / "limitations.yaml"
+TEMPLATES = REPO / "harness" / "templates"
+SCHEMAS = REPO / "harness" / "schemas"
+
+DAEMON_JSON = Path("/etc/docker/daemon.json")
+DOCKERD_LOG = Path("/var/log/vmparity-dockerd.log")
+DOCKERD_PIDFILE = Path("/var/run/docker.pid")
+DOCKER_SOCK = Path("/var/run/docker.sock")
+STATE = Path("/var/lib/vmparity")
+"""Host state owned by vmparity (disposable daemons' roots, the guest build cache)."""

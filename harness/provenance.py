@@ -1,0 +1,88 @@
+"""Where a run happened and with what, so two matrices can be compared and a cell traced back."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from harness import paths
+from harness.runtimes import RuntimeInfo
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _first_line(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except (OSError, subprocess.TimeoutExpired, IndexError):
+        return "unknown"
+
+
+def _os_release() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _virt_flags() -> bool:
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return False
+    return bool(flags & {"vmx", "svm"})
+
+
+def cgroup_mode() -> str:
+    if Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        return "v2 (unified)"
+    if Path("/sys/fs/cgroup/unified").is_dir():
+        return "v1 (hybrid)"
+    return "v1 (legacy)"
+
+
+def suite_commit() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", "-C", str(paths.REPO), *args], capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except OSError:
+            return ""
+
+    return {"commit": git("rev-parse", "HEAD") or "uncommitted", "dirty": bool(git("status", "--porcelain"))}
+
+
+def collect(docker_info: dict[str, Any], docker_version: dict[str, Any], runtimes: dict[str, RuntimeInfo],
+            options: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "host": {
+            "hostname": platform.node(), "kernel": platform.release(), "arch": platform.machine(),
+            "distro": _os_release(), "cgroup": cgroup_mode(), "cpus": os.cpu_count(),
+            "dev_kvm": Path("/dev/kvm").exists(), "cpu_virt_flags": _virt_flags(),
+        },
+        "docker": {
+            "server": docker_version.get("Version"), "api": docker_version.get("ApiVersion"),
+            "containerd": _first_line(["containerd", "--version"]),
+            "containerd_commit": docker_info.get("ContainerdCommit", {}).get("ID"),
+            "runc_commit": docker_info.get("RuncCommit", {}).get("ID"),
+            "storage_driver": docker_info.get("Driver"), "cgroup_driver": docker_info.get("CgroupDriver"),
+            "cgroup_version": docker_info.get("CgroupVersion"),
+            "experimental": docker_info.get("ExperimentalBuild"),
+            "default_runtime": docker_info.get("DefaultRuntime"),
+        },
+        "runtimes": {r.name: {"path": r.path, "args": r.args, "version": r.version} for r in runtimes.values()},
+        "suite": suite_commit(),
+        "started": now(),
+        "finished": None,
+        "options": options,
+    }

@@ -1,0 +1,59 @@
+"""limitations.yaml: each scenario's text, links, severity and the expected outcome per runtime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness import paths, schema
+from harness.outcomes import Outcome
+
+
+@dataclass(frozen=True)
+class Expectation:
+    outcome: Outcome
+    reason: str
+    link: str | None = None
+
+
+@dataclass(frozen=True)
+class Registry:
+    raw: dict[str, Any]
+
+    @property
+    def scenarios(self) -> dict[str, dict[str, Any]]:
+        return {s["id"]: s for s in self.raw["scenarios"]}
+
+    def scenario(self, scenario_id: str) -> dict[str, Any]:
+        try:
+            return self.scenarios[scenario_id]
+        except KeyError:
+            raise KeyError(f"scenario {scenario_id!r} is not in {paths.REGISTRY.name}; add its entry "
+                           "(title, section, severity, summary, expect)") from None
+
+    def expectation(self, scenario_id: str, runtime: str) -> Expectation | None:
+        exp = self.scenario(scenario_id).get("expect", {}).get(runtime)
+        if exp is None:
+            return None
+        return Expectation(Outcome(exp["outcome"]), exp["reason"], exp.get("link"))
+
+
+def load(path: Path = paths.REGISTRY) -> Registry:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise SystemExit(f"cannot read the registry {path}: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise schema.SchemaError(f"{path}: not valid YAML: {e}") from e
+    schema.validate("registry", raw)
+    ids = [s["id"] for s in raw["scenarios"]]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise schema.SchemaError(f"{path}: duplicate scenario ids: {', '.join(dupes)}")
+    unknown = sorted({s["section"] for s in raw["scenarios"]} - set(raw["sections"]))
+    if unknown:
+        raise schema.SchemaError(f"{path}: scenarios use undefined sections: {', '.join(unknown)}")
+    return Registry(raw)

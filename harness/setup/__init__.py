@@ -1,0 +1,1 @@
+"""Host set-up: Docker's configuration, a running dockerd, the local test images, runvm's guest."""

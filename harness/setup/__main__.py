@@ -1,0 +1,34 @@
+"""`python -m harness.setup`: the Python half of scripts/setup-host. Idempotent; prints one line per step."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from harness.setup import daemon_config, dockerd, images
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="setup-host", description=__doc__)
+    ap.add_argument("--no-guest", action="store_true", help="skip building runvm's guest kernel and image")
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("setup: must run as root (daemon.json, dockerd, network namespaces)", file=sys.stderr)
+        return 1
+    changed, keys = daemon_config.ensure()
+    print(f"setup: daemon.json {'updated: ' + ', '.join(sorted(keys)) if changed else 'unchanged'}")
+    print(f"setup: dockerd {dockerd.ensure(keys)}")
+    client = dockerd.client(timeout=120)
+    print(f"setup: image {images.ensure(client)}")
+    if not args.no_guest:
+        from runtime.guest import build
+
+        print(f"setup: runvm guest {build.ensure(log=print)}")
+    runtimes = sorted(client.info().get("Runtimes", {}))
+    print(f"setup: runtimes registered with dockerd: {', '.join(runtimes)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
