@@ -189,6 +189,22 @@ class Ctx:
     def host(self) -> testinfra.host.Host:
         return testinfra.get_host("local://")
 
+    def disposable(self, *, default_runtime: str | None = None, env: dict[str, str] | None = None,
+                   flags: list[str] | None = None) -> Ctx:
+        """A fresh dockerd for host-impacting scenarios, torn down with this oracle; returns a Ctx bound to it."""
+        from harness.daemon import DisposableDaemon
+
+        daemon = DisposableDaemon(self.run_id, default_runtime=default_runtime, env=env, flags=flags)
+        self.evidence.command(f"dockerd (disposable {daemon.name}) default-runtime={default_runtime} "
+                              f"env={env or {}} flags={flags or []}")
+        self.on_cleanup(daemon.stop)
+        daemon.start()  # a daemon that does not come up is the suite's failure, not the runtime's
+        child = Ctx(daemon.client, self.runtime, self.run_id, self.cell, self.image, self.evidence,
+                    docker_host=daemon.host, on_create=self._on_create)
+        child.daemon = daemon  # type: ignore[attr-defined]
+        self.on_cleanup(child.cleanup)
+        return child
+
     def on_cleanup(self, fn: Any) -> None:
         self._cleanups.append(fn)
 
