@@ -1,0 +1,314 @@
+"""Starting container processes in the guest: the container's init (new namespaces, mounts, held until
+`start`) and exec'd processes (joining those namespaces).
+
+The agent forks a helper that enters or creates the namespaces and forks the real process; the helper reports
+the pid and exits, so the process is re-parented to the agent (PID 1) and reaped there. The process talks to the
+agent over a SOCK_SEQPACKET pair until it execs: "pid N", "ready", a pty master (SCM_RIGHTS), or "error ...".
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import fcntl
+import os
+import resource
+import signal
+import socket
+import termios
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent import caps, libc, mounts
+from agent.cgroups import Cgroup
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+RLIMITS = {name: getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")}
+
+
+class ProcessError(Exception):
+    """The process could not be started; the message is what Docker shows the user."""
+
+
+@dataclass
+class Stdio:
+    """The agent's ends of a process's stdio: pipes, or a pty master."""
+
+    tty: bool
+    stdin: int | None = None
+    stdout: int | None = None
+    stderr: int | None = None
+    child_fds: list[int] = field(default_factory=list)
+
+    @classmethod
+    def pipes(cls) -> Stdio:
+        in_r, in_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        return cls(False, in_w, out_r, err_r, [in_r, out_w, err_w])
+
+    def close_child_ends(self) -> None:
+        for fd in self.child_fds:
+            os.close(fd)
+        self.child_fds = []
+
+
+def _send(sock: socket.socket, text: str, fds: list[int] | None = None) -> None:
+    if fds:
+        sock.sendmsg([text.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+    else:
+        sock.send(text.encode())
+
+
+def _lookup(argv0: str, env: list[str]) -> str:
+    if "/" in argv0:
+        return argv0
+    path = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
+    for d in path.split(":"):
+        candidate = os.path.join(d or ".", argv0)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise ProcessError(f'exec: "{argv0}": executable file not found in $PATH')
+
+
+def _stdio_in_child(stdio: Stdio, sock: socket.socket, console_size: dict[str, int] | None) -> None:
+    if stdio.tty:
+        master, slave = _open_pty_here()
+        if console_size:
+            _set_winsize(slave, console_size.get("height", 0), console_size.get("width", 0))
+        _send(sock, "pty", [master])
+        os.close(master)
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+        for target in (0, 1, 2):
+            os.dup2(slave, target)
+        if slave > 2:
+            os.close(slave)
+    else:
+        in_r, out_w, err_w = stdio.child_fds
+        os.dup2(in_r, 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        for fd in (in_r, out_w, err_w):
+            if fd > 2:
+                os.close(fd)
+
+
+def _open_pty_here() -> tuple[int, int]:
+    """A pty from the devpts instance of the current mount namespace (the container's own /dev/pts)."""
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, termios.TIOCSPTLCK, array.array("i", [0]))
+    n = array.array("I", [0])
+    fcntl.ioctl(master, termios.TIOCGPTN, n)
+    slave = os.open(f"/dev/pts/{n[0]}", os.O_RDWR | os.O_NOCTTY)
+    return master, slave
+
+
+def _set_winsize(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, array.array("H", [rows, cols, 0, 0]))
+
+
+def set_winsize(fd: int, rows: int, cols: int) -> None:
+    _set_winsize(fd, rows, cols)
+
+
+def _rlimits(proc: dict[str, Any]) -> None:
+    for rl in proc.get("rlimits") or []:
+        res = RLIMITS.get(rl["type"])
+        if res is not None:
+            resource.setrlimit(res, (rl["soft"] if rl["soft"] >= 0 else resource.RLIM_INFINITY,
+                                     rl["hard"] if rl["hard"] >= 0 else resource.RLIM_INFINITY))
+
+
+def _become(proc: dict[str, Any]) -> None:
+    """Credentials, capabilities and no_new_privs, in runc's order; then exec. Never returns."""
+    user = proc.get("user") or {}
+    uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
+    capset = proc.get("capabilities") or {}
+    caps.drop_bounding(caps.mask(capset.get("bounding")))
+    if user.get("umask") is not None:
+        os.umask(int(user["umask"]))
+    os.setgroups([int(g) for g in user.get("additionalGids") or []])
+    libc.prctl(libc.PR_SET_KEEPCAPS, 1)
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    libc.prctl(libc.PR_SET_KEEPCAPS, 0)
+    caps.apply(capset)
+    if proc.get("noNewPrivileges"):
+        libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
+    cwd = proc.get("cwd") or "/"
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise ProcessError(f"chdir to cwd ({cwd!r}) set in config.json failed: {e.strerror}") from e
+    env = proc.get("env") or []
+    args = proc.get("args") or []
+    exe = _lookup(args[0], env)
+    for sig in range(1, signal.NSIG):
+        with contextlib.suppress(OSError, ValueError):
+            signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    try:
+        os.execve(exe, args, dict(e.split("=", 1) if "=" in e else (e, "") for e in env))
+    except OSError as e:
+        raise ProcessError(f"exec: {args[0]!r}: {e.strerror}") from e
+
+
+def _child_main(work: Any, sock: socket.socket) -> None:
+    """Run work() in a forked child; any failure is reported to the agent, then the child exits 127."""
+    try:
+        work()
+    except BaseException as e:
+        msg = str(e) if isinstance(e, ProcessError) else f"{e.__class__.__name__}: {e}"
+        try:
+            _send(sock, "error " + msg + ("" if isinstance(e, ProcessError) else "\n" + traceback.format_exc()))
+        finally:
+            os._exit(127)
+    os._exit(0)
+
+
+@dataclass
+class Spawned:
+    pid: int
+    sock: socket.socket
+    pty_master: int | None = None
+    helper: int = 0
+    """The short-lived helper's pid: the agent's reaper collects it and must not report it."""
+
+
+def _collect(sock: socket.socket, want_pty: bool, until: str) -> Spawned:
+    """Read the helper's reports until `until` ("ready" or exec started); raise on "error"."""
+    pid = 0
+    master = None
+    while True:
+        data, ancdata, _flags, _addr = sock.recvmsg(65536, socket.CMSG_SPACE(4 * 4))
+        for level, kind, raw in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds = array.array("i")
+                fds.frombytes(raw[: len(raw) - len(raw) % 4])
+                master = fds[0]
+        text = data.decode(errors="replace")
+        if not text and not ancdata:
+            if until == "exec" and pid:
+                return Spawned(pid, sock, master)
+            raise ProcessError("the process failed to start (its helper exited without a report)")
+        if text.startswith("error "):
+            raise ProcessError(text[6:])
+        if text.startswith("pid "):
+            pid = int(text[4:])
+        elif text == until:
+            return Spawned(pid, sock, master)
+
+
+def start_init(cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layout: list[dict[str, str]]) -> Spawned:
+    """Create the container: namespaces, filesystem, hostname, sysctls, limits; the process waits for start."""
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    spec = cfg["spec"]
+    linux = spec.get("linux") or {}
+    proc = spec["process"]
+    flags = libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC | libc.CLONE_NEWPID
+    helper = os.fork()
+    if helper == 0:
+        parent.close()
+
+        def helper_work() -> None:
+            libc.unshare(flags)
+            pid = os.fork()
+            if pid:
+                _send(child, f"pid {pid}")
+                os._exit(0)
+            _child_main(init_work, child)
+
+        def init_work() -> None:
+            root = cfg["rootfs"]
+            mounts.setup(root, spec.get("mounts") or [], linux.get("devices") or [], cfg.get("shares") or {},
+                         layout, cgroup.path)
+            mounts.pivot(root)
+            if spec.get("hostname"):
+                socket.sethostname(spec["hostname"])
+            if spec.get("domainname"):
+                libc.setdomainname(spec["domainname"])
+            for key, value in (linux.get("sysctl") or {}).items():
+                path = "/proc/sys/" + key.replace(".", "/")
+                try:
+                    with open(path, "w") as f:
+                        f.write(value)
+                except OSError as e:
+                    raise ProcessError(f"write sysctl key {key}: {e.strerror}") from e
+            mounts.readonly(linux.get("readonlyPaths") or [])
+            mounts.mask(linux.get("maskedPaths") or [])
+            cgroup.join()
+            if proc.get("oomScoreAdj") is not None:
+                with open("/proc/self/oom_score_adj", "w") as f:
+                    f.write(str(proc["oomScoreAdj"]))
+            _rlimits(proc)
+            _stdio_in_child(stdio, child, proc.get("consoleSize"))
+            args = proc.get("args") or []
+            if not args:
+                raise ProcessError("args must not be empty")
+            _lookup(args[0], proc.get("env") or [])
+            if (spec.get("root") or {}).get("readonly"):
+                mounts.readonly_root()
+            _send(child, "ready")
+            go = child.recv(16)
+            if go != b"start":
+                os._exit(0)
+            _become(proc)
+
+        _child_main(helper_work, child)
+    child.close()
+    stdio.close_child_ends()
+    spawned = _collect(parent, stdio.tty, "ready")
+    spawned.helper = helper
+    return spawned
+
+
+def release(spawned: Spawned) -> None:
+    spawned.sock.send(b"start")
+    spawned.sock.close()
+
+
+def start_exec(init_pid: int, proc: dict[str, Any], stdio: Stdio, cgroup: Cgroup) -> Spawned:
+    """A process in the running container: setns into its namespaces, join its cgroup, exec."""
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ns_fds = []
+    try:
+        for ns in ("ipc", "uts", "pid", "mnt"):
+            ns_fds.append(os.open(f"/proc/{init_pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC))
+    except OSError as e:
+        for fd in ns_fds:
+            os.close(fd)
+        raise ProcessError(f"container is not running (init {init_pid}: {e.strerror})") from e
+    helper = os.fork()
+    if helper == 0:
+        parent.close()
+
+        def helper_work() -> None:
+            for fd in ns_fds:
+                libc.setns(fd)
+            pid = os.fork()
+            if pid:
+                _send(child, f"pid {pid}")
+                os._exit(0)
+            _child_main(exec_work, child)
+
+        def exec_work() -> None:
+            cgroup.join()
+            _rlimits(proc)
+            _stdio_in_child(stdio, child, proc.get("consoleSize"))
+            args = proc.get("args") or []
+            if not args:
+                raise ProcessError("args must not be empty")
+            _lookup(args[0], proc.get("env") or [])
+            _become(proc)
+
+        _child_main(helper_work, child)
+    for fd in ns_fds:
+        os.close(fd)
+    child.close()
+    stdio.close_child_ends()
+    # The exec'd process closes its end at execve (CLOEXEC): EOF after "pid" means it is running.
+    spawned = _collect(parent, stdio.tty, "exec")
+    spawned.helper = helper
+    return spawned

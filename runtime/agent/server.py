@@ -1,0 +1,325 @@
+"""The agent's requests: create/start/exec/kill/resize/ps/update/pause/resume/stats/net, and process exits."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import signal
+import time
+import traceback
+from collections import OrderedDict
+from typing import Any
+
+from agent import cgroups, entropy, protocol
+from agent.channel import Channel, InStream, OutStream
+from agent.process import ProcessError, Spawned, Stdio, release, set_winsize, start_exec, start_init
+
+VERSION = "1"
+SHARE_TAG = "share"
+SHARE_DIR = "/run/share"
+EXIT_DRAIN_S = 2.0
+"""After a process exits, how long its output may stay open (a background child holding the pipe)."""
+
+
+class Proc:
+    def __init__(self, agent: Agent, key: str, spawned: Spawned, outs: list[OutStream], stdin: InStream | None,
+                 tty_master: int | None) -> None:
+        self.agent, self.key, self.pid = agent, key, spawned.pid
+        self.spawned = spawned
+        self.outs, self.stdin, self.tty_master = outs, stdin, tty_master
+        self.status: dict[str, int] | None = None
+        self.reported = False
+
+    def output_done(self) -> None:
+        self.maybe_report()
+
+    def exited(self, status: dict[str, int]) -> None:
+        self.status = status
+        if self.stdin is not None:
+            self.stdin.close()
+        self.agent.loop.call_later(EXIT_DRAIN_S, self._force_finish)
+        self.maybe_report()
+
+    def _force_finish(self) -> None:
+        for out in self.outs:
+            out.drain_and_finish()
+
+    def maybe_report(self) -> None:
+        if self.reported or self.status is None or not all(o.done for o in self.outs):
+            return
+        self.reported = True
+        if self.tty_master is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.tty_master)
+            self.tty_master = None
+        self.agent.event({"event": "exit", "process": self.key, "pid": self.pid, "status": self.status})
+
+
+class Agent:
+    def __init__(self, port_fd: int) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.chan = Channel(port_fd, self.on_frame, self.on_reset)
+        self.procs: dict[str, Proc] = {}
+        self.by_pid: dict[int, Proc] = {}
+        self.unclaimed: OrderedDict[int, dict[str, int]] = OrderedDict()
+        self.ins: dict[int, InStream] = {}
+        self.outs: dict[int, OutStream] = {}
+        self.cgroup: cgroups.Cgroup | None = None
+        self.layout: list[dict[str, str]] = []
+        self.init: Proc | None = None
+        self.oom_fd: int | None = None
+        self.loop.add_signal_handler(signal.SIGCHLD, self.reap)
+
+    # ---- channel -------------------------------------------------------------------------------
+    def event(self, body: dict[str, Any]) -> None:
+        self.chan.send(protocol.message(protocol.EVENT, 0, body))
+
+    def on_reset(self) -> None:
+        """A new host end: streams of the old one are meaningless (only happens between template and clone)."""
+
+    def on_frame(self, kind: int, ident: int, payload: bytes) -> None:
+        if kind == protocol.REQUEST:
+            self.loop.create_task(self.handle(ident, payload))
+        elif kind == protocol.DATA and ident in self.ins:
+            self.ins[ident].data(payload)
+        elif kind == protocol.EOF and ident in self.ins:
+            self.ins[ident].end()
+        elif kind == protocol.CREDIT and ident in self.outs:
+            self.outs[ident].grant(protocol.CREDIT_FMT.unpack(payload)[0])
+
+    async def handle(self, ident: int, payload: bytes) -> None:
+        try:
+            req = json.loads(payload)
+            op = req.get("op", "")
+            fn = getattr(self, "op_" + op.replace("-", "_"), None)
+            if fn is None:
+                raise ProcessError(f"unknown request {op!r}")
+            result = fn(req)
+            if asyncio.iscoroutine(result):
+                result = await result
+            reply = {"ok": True, **(result or {})}
+        except ProcessError as e:
+            reply = {"ok": False, "error": str(e)}
+        except Exception as e:
+            reply = {"ok": False, "error": f"{e.__class__.__name__}: {e}", "trace": traceback.format_exc()}
+        self.chan.send(protocol.message(protocol.RESPONSE, ident, reply))
+
+    # ---- processes -----------------------------------------------------------------------------
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            st = ({"signal": os.WTERMSIG(status)} if os.WIFSIGNALED(status)
+                  else {"code": os.WEXITSTATUS(status)})
+            proc = self.by_pid.pop(pid, None)
+            if proc is not None:
+                proc.exited(st)
+            else:
+                self.unclaimed[pid] = st
+                while len(self.unclaimed) > 512:
+                    self.unclaimed.popitem(last=False)
+
+    def _register(self, key: str, spawned: Spawned, stdio: Stdio, streams: dict[str, int]) -> Proc:
+        self.unclaimed.pop(spawned.helper, None)
+        outs: list[OutStream] = []
+        stdin: InStream | None = None
+        proc_ref: list[Proc] = []
+
+        def done() -> None:
+            if proc_ref:
+                proc_ref[0].output_done()
+
+        if stdio.tty:
+            master = spawned.pty_master
+            assert master is not None
+            outs.append(OutStream(self.chan, streams["stdout"], os.dup(master), done))
+            stdin = InStream(self.chan, streams["stdin"], os.dup(master), closable=False)
+        else:
+            outs.append(OutStream(self.chan, streams["stdout"], stdio.stdout, done))
+            outs.append(OutStream(self.chan, streams["stderr"], stdio.stderr, done))
+            stdin = InStream(self.chan, streams["stdin"], stdio.stdin, closable=True)
+        for o in outs:
+            self.outs[o.stream] = o
+        self.ins[stdin.stream] = stdin
+        proc = Proc(self, key, spawned, outs, stdin, spawned.pty_master)
+        proc_ref.append(proc)
+        self.procs[key] = proc
+        self.by_pid[spawned.pid] = proc
+        if spawned.pid in self.unclaimed:
+            proc.exited(self.unclaimed.pop(spawned.pid))
+        return proc
+
+    def _proc(self, key: str | None) -> Proc:
+        proc = self.procs.get(key or "init")
+        if proc is None:
+            raise ProcessError(f"no process {key!r} in this container")
+        return proc
+
+    # ---- requests ------------------------------------------------------------------------------
+    def op_ping(self, req: dict[str, Any]) -> dict[str, Any]:
+        return {"version": VERSION, "uptime": time.clock_gettime(time.CLOCK_BOOTTIME)}
+
+    def op_prepare(self, req: dict[str, Any]) -> dict[str, Any]:
+        """First request after a restore: the host's clock and fresh randomness."""
+        if req.get("seed"):
+            entropy.reseed(base64.b64decode(req["seed"]))
+        if req.get("time_ns"):
+            entropy.set_clock(int(req["time_ns"]))
+        return {}
+
+    async def op_create(self, req: dict[str, Any]) -> dict[str, Any]:
+        if self.init is not None:
+            raise ProcessError("this VM already has a container")
+        from agent import libc
+
+        t = [time.monotonic()]
+
+        if not os.path.ismount(SHARE_DIR):
+            os.makedirs(SHARE_DIR, exist_ok=True)
+            libc.mount(SHARE_TAG, SHARE_DIR, "9p", 0, req.get("share_options")
+                       or "trans=virtio,version=9p2000.L,msize=262144,cache=mmap,access=client")
+        t.append(time.monotonic())
+        from agent import net
+
+        for nic in req.get("network") or []:
+            await net.configure(nic)
+        for mac in req.get("unused_nics") or []:
+            await net.remove(mac)
+        t.append(time.monotonic())
+        self.layout = cgroups.mount_layout(req.get("cgroup_layout") or [])
+        self.cgroup = cgroups.Cgroup(self.layout, req.get("cgroup_path") or "/container")
+        self.cgroup.create()
+        warnings = self.cgroup.apply(((req["spec"].get("linux") or {}).get("resources")) or {})
+        t.append(time.monotonic())
+        stdio = Stdio(True) if req.get("tty") else Stdio.pipes()
+        cfg = {"spec": req["spec"], "rootfs": os.path.join(SHARE_DIR, req.get("rootfs", "rootfs")),
+               "shares": {k: os.path.join(SHARE_DIR, v) for k, v in (req.get("shares") or {}).items()}}
+        spawned = start_init(cfg, stdio, self.cgroup, self.layout)
+        t.append(time.monotonic())
+        self.init = self._register("init", spawned, stdio, req["streams"])
+        if "memory" in self.cgroup.dirs:
+            with contextlib.suppress(OSError):
+                self.oom_fd = self.cgroup.watch_oom()
+                self.loop.add_reader(self.oom_fd, self._oom)
+        t.append(time.monotonic())
+        steps = ["share", "network", "cgroups", "init", "register"]
+        return {"pid": spawned.pid, "warnings": warnings,
+                "timings": {n: round(b - a, 3) for n, a, b in zip(steps, t, t[1:], strict=False)}}
+
+    def _oom(self) -> None:
+        try:
+            os.read(self.oom_fd, 8)  # type: ignore[arg-type]
+        except BlockingIOError:
+            return
+        kills = self.cgroup.oom_kills() if self.cgroup else 0
+        self.event({"event": "oom", "oom_kills": kills})
+
+    def op_start(self, req: dict[str, Any]) -> dict[str, Any]:
+        if self.init is None:
+            raise ProcessError("no container created")
+        release(self.init.spawned)
+        return {"pid": self.init.pid}
+
+    def op_exec(self, req: dict[str, Any]) -> dict[str, Any]:
+        if self.init is None or self.init.status is not None or self.cgroup is None:
+            raise ProcessError("container is not running")
+        key = req["id"]
+        if key in self.procs:
+            raise ProcessError(f"exec id {key!r} already in use")
+        proc = req["process"]
+        stdio = Stdio(True) if proc.get("terminal") else Stdio.pipes()
+        spawned = start_exec(self.init.pid, proc, stdio, self.cgroup)
+        self._register(key, spawned, stdio, req["streams"])
+        return {"pid": spawned.pid}
+
+    def op_kill(self, req: dict[str, Any]) -> dict[str, Any]:
+        sig = int(req["signal"])
+        if req.get("all"):
+            if self.cgroup is None:
+                raise ProcessError("no container")
+            for pid in self.cgroup.pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            return {}
+        proc = self._proc(req.get("process"))
+        if proc.status is not None:
+            raise ProcessError("process already finished")
+        os.kill(proc.pid, sig)
+        return {}
+
+    def op_resize(self, req: dict[str, Any]) -> dict[str, Any]:
+        proc = self._proc(req.get("process"))
+        if proc.tty_master is not None:
+            set_winsize(proc.tty_master, int(req["rows"]), int(req["cols"]))
+        return {}
+
+    def op_ps(self, req: dict[str, Any]) -> dict[str, Any]:
+        if self.cgroup is None:
+            return {"processes": []}
+        out = []
+        for pid in self.cgroup.pids():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    stat = f.read()
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    args = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+                uid = os.stat(f"/proc/{pid}").st_uid
+            except OSError:
+                continue
+            comm = stat[stat.index("(") + 1: stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2:].split()
+            out.append({"pid": pid, "ppid": int(fields[1]), "state": fields[0], "comm": comm, "args": args,
+                        "uid": uid, "start_ticks": int(fields[19])})
+        return {"processes": out}
+
+    def op_update(self, req: dict[str, Any]) -> dict[str, Any]:
+        if self.cgroup is None:
+            raise ProcessError("no container")
+        return {"warnings": self.cgroup.apply(req.get("resources") or {})}
+
+    def op_pause(self, req: dict[str, Any]) -> dict[str, Any]:
+        if self.cgroup is None:
+            raise ProcessError("no container")
+        self.cgroup.freeze(True)
+        return {}
+
+    def op_resume(self, req: dict[str, Any]) -> dict[str, Any]:
+        if self.cgroup is None:
+            raise ProcessError("no container")
+        self.cgroup.freeze(False)
+        return {}
+
+    def op_stats(self, req: dict[str, Any]) -> dict[str, Any]:
+        return {"stats": self.cgroup.stats() if self.cgroup else {}}
+
+    async def op_net_add(self, req: dict[str, Any]) -> dict[str, Any]:
+        from agent import net
+
+        return {"name": await net.configure(req["nic"])}
+
+    async def op_net_remove(self, req: dict[str, Any]) -> dict[str, Any]:
+        from agent import net
+
+        await net.remove(req["mac"])
+        return {}
+
+    def op_online_cpus(self, req: dict[str, Any]) -> dict[str, Any]:
+        """After a CPU hot-plug: bring every present CPU online (no udev in the guest)."""
+        onlined = []
+        base = "/sys/devices/system/cpu"
+        for name in sorted(os.listdir(base)):
+            path = os.path.join(base, name, "online")
+            if name.startswith("cpu") and name[3:].isdigit() and os.path.exists(path):
+                with open(path) as f:
+                    if f.read().strip() == "0":
+                        with open(path, "w") as w:
+                            w.write("1")
+                        onlined.append(int(name[3:]))
+        return {"onlined": onlined, "online": open(os.path.join(base, "online")).read().strip()}

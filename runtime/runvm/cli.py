@@ -1,0 +1,130 @@
+"""`runvm`: runc's command line. Global flags first, then one command; each command is one module in
+runtime/runvm/commands/. Go-style flags: `-bundle x` and `--bundle x` mean the same."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+
+from runtime.runvm import DEFAULT_ROOT, VERSION, log
+from runtime.runvm.errors import RunvmError
+from runtime.runvm.state import Store
+
+COMMANDS = ["create", "start", "state", "kill", "delete", "exec", "ps", "update", "pause", "resume", "checkpoint",
+            "restore", "events", "list", "run", "template"]
+ALIASES = {"ls": "list"}
+SPEC_VERSION = "1.0.2"
+
+
+@dataclass
+class Context:
+    root: str
+    store: Store
+    log_path: str | None
+    log_format: str
+    systemd_cgroup: bool
+    debug: bool
+    boot: str = "auto"
+
+
+def _long_options(parser: argparse.ArgumentParser) -> set[str]:
+    names = set()
+    for action in parser._actions:
+        names.update(o for o in action.option_strings if o.startswith("--"))
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                names |= _long_options(sub)
+    return names
+
+
+def normalise(argv: list[str], known: set[str]) -> list[str]:
+    """Go's flag package accepts one dash for long flags (`-no-subreaper`); argparse wants two."""
+    out = []
+    for arg in argv:
+        if arg.startswith("-") and not arg.startswith("--") and len(arg) > 2:
+            name = "-" + arg.split("=", 1)[0]
+            if name in known:
+                arg = "-" + arg
+        out.append(arg)
+    return out
+
+
+def global_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="runvm", description="An OCI runtime that runs each container in its own VM.",
+                                allow_abbrev=False, add_help=False)
+    p.add_argument("--help", "-h", action="store_true")
+    p.add_argument("--root", default=DEFAULT_ROOT, help="root directory for container state")
+    p.add_argument("--log", default=None, help="log file (containerd passes <bundle>/log.json)")
+    p.add_argument("--log-format", default="text", choices=["text", "json"])
+    p.add_argument("--debug", action="store_true")
+    p.add_argument("--systemd-cgroup", action="store_true", help="accepted; runvm uses cgroupfs paths")
+    p.add_argument("--criu", default="criu", help="accepted for runc compatibility; CRIU runs inside the guest")
+    p.add_argument("--rootless", default="false")
+    p.add_argument("--boot", default=os.environ.get("RUNVM_BOOT", "auto"), choices=["auto", "cold"],
+                   help="runvm's own: auto restores from the VM template when one is usable, cold always boots")
+    p.add_argument("--version", "-v", action="store_true")
+    p.add_argument("command", nargs="?", choices=[*COMMANDS, *ALIASES])
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    return p
+
+
+def command_parser(name: str, module: object) -> argparse.ArgumentParser:
+    sp = argparse.ArgumentParser(prog=f"runvm {name}", description=(module.__doc__ or "").strip(),
+                                 allow_abbrev=False)
+    module.add_arguments(sp)  # type: ignore[attr-defined]
+    return sp
+
+
+def _help() -> str:
+    lines = ["usage: runvm [global options] COMMAND [options] ID", "", "commands:"]
+    for name in COMMANDS:
+        doc = (importlib.import_module(f"runtime.runvm.commands.{name}").__doc__ or "").strip().splitlines()
+        lines.append(f"  {name:<11} {doc[0] if doc else ''}")
+    return "\n".join(lines) + "\n"
+
+
+def version_text() -> str:
+    from runtime.runvm.vm import accel
+
+    return (f"runvm version {VERSION}\nspec: {SPEC_VERSION}\n"
+            f"accel: {accel.describe()}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Only the chosen command's module is imported: `runvm start` must not pay for create's imports."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    log.trace("cli " + " ".join(argv[-2:]))
+    gp = global_parser()
+    gargs = gp.parse_args(normalise(argv, _long_options(gp) | _COMMON_LONG))
+    log.configure(gargs.log, gargs.log_format)
+    if gargs.version:
+        sys.stdout.write(version_text())
+        return 0
+    if gargs.help or not gargs.command:
+        (sys.stdout if gargs.help else sys.stderr).write(_help())
+        return 0 if gargs.help else 2
+    name = ALIASES.get(gargs.command, gargs.command)
+    module = importlib.import_module(f"runtime.runvm.commands.{name}")
+    sp = command_parser(name, module)
+    args = sp.parse_args(normalise(gargs.rest, _long_options(sp)))
+    ctx = Context(gargs.root, Store(gargs.root), gargs.log, gargs.log_format, gargs.systemd_cgroup, gargs.debug,
+                  gargs.boot)
+    try:
+        rc = int(module.run(args, ctx) or 0)
+        log.trace(f"cli {name} done")
+        return rc
+    except RunvmError as e:
+        log.error(str(e))  # to --log when given (containerd reports its last error line), else stderr
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+_COMMON_LONG: set[str] = set()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per runtime command; each has add_arguments(parser) and run(args, ctx)."""

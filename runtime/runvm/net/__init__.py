@@ -1,0 +1,1 @@
+"""Container networking on the host: the netns Docker configures, taps behind the guest NICs, tc mirroring."""

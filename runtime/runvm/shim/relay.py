@@ -1,0 +1,167 @@
+"""Host side of a process's stdio: host fds (the pipes or pty containerd gave us) to and from agent streams,
+with the same credit rules as the agent, so 10 MiB of output or a slow reader never deadlock or lose bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import stat
+from collections.abc import Callable
+
+from runtime.agent import protocol
+
+Send = Callable[[bytes], None]
+
+
+def _pollable(fd: int) -> bool:
+    mode = os.fstat(fd).st_mode
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+class FdToStream:
+    """Read a host fd, send DATA frames within the granted credit, then EOF."""
+
+    def __init__(self, fd: int, stream: int, send: Send, close_fd: bool = True) -> None:
+        self.fd, self.stream, self.send, self.close_fd = fd, stream, send, close_fd
+        self.credit = protocol.WINDOW
+        self.done = False
+        self.reading = False
+        self.loop = asyncio.get_running_loop()
+        self.pollable = _pollable(fd)
+        self._thread_task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.pollable:
+            os.set_blocking(self.fd, False)
+            try:
+                self._resume()
+                return
+            except PermissionError:  # epoll refuses some character devices (/dev/null)
+                self.pollable = False
+                os.set_blocking(self.fd, True)
+        self._thread_task = self.loop.create_task(self._file_pump())
+
+    async def _file_pump(self) -> None:
+        """Regular files cannot be polled: read them in a worker thread, still within the credit."""
+        while not self.done:
+            while self.credit <= 0 and not self.done:
+                await asyncio.sleep(0.01)
+            data = await self.loop.run_in_executor(None, os.read, self.fd, min(protocol.CHUNK, self.credit))
+            if not data:
+                self.finish()
+                return
+            self.credit -= len(data)
+            self.send(protocol.frame(protocol.DATA, self.stream, data))
+
+    def _resume(self) -> None:
+        if self.pollable and not self.done and not self.reading and self.credit > 0:
+            self.loop.add_reader(self.fd, self._readable)
+            self.reading = True
+
+    def _pause(self) -> None:
+        if self.reading:
+            self.loop.remove_reader(self.fd)
+            self.reading = False
+
+    def grant(self, amount: int) -> None:
+        self.credit += amount
+        self._resume()
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.fd, min(protocol.CHUNK, self.credit))
+        except BlockingIOError:
+            return
+        except OSError as e:
+            if e.errno not in (errno.EIO, errno.EBADF):
+                raise
+            data = b""
+        if not data:
+            self.finish()
+            return
+        self.credit -= len(data)
+        self.send(protocol.frame(protocol.DATA, self.stream, data))
+        if self.credit <= 0:
+            self._pause()
+
+    def finish(self) -> None:
+        if self.done:
+            return
+        self._pause()
+        self.done = True
+        self.send(protocol.frame(protocol.EOF, self.stream))
+        if self.close_fd:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+
+    def stop(self) -> None:
+        """The process is gone: stop reading without sending anything more."""
+        self._pause()
+        self.done = True
+        if self.close_fd:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+
+
+class StreamToFd:
+    """DATA frames into a host fd; credit is returned only for bytes the fd accepted."""
+
+    def __init__(self, fd: int, stream: int, send: Send, close_fd: bool = True) -> None:
+        self.fd, self.stream, self.send, self.close_fd = fd, stream, send, close_fd
+        self.pending = bytearray()
+        self.eof = False
+        self.closed = False
+        self.writing = False
+        self.loop = asyncio.get_running_loop()
+        self.flushed: asyncio.Future[None] = self.loop.create_future()
+        self.pollable = _pollable(fd)
+        if self.pollable:
+            os.set_blocking(fd, False)
+
+    def data(self, payload: bytes) -> None:
+        if self.closed:
+            self.send(protocol.credit(self.stream, len(payload)))
+            return
+        self.pending += payload
+        self._flush()
+
+    def end(self) -> None:
+        self.eof = True
+        self._flush()
+
+    def _flush(self) -> None:
+        written = 0
+        while self.pending and not self.closed:
+            try:
+                n = os.write(self.fd, self.pending[: protocol.CHUNK])
+            except BlockingIOError:
+                break
+            except OSError as e:
+                if e.errno not in (errno.EPIPE, errno.EIO, errno.EBADF):
+                    raise
+                written += len(self.pending)  # nobody reads any more: discard, keep the sender unblocked
+                self.pending.clear()
+                self.closed = True
+                break
+            del self.pending[:n]
+            written += n
+        if written:
+            self.send(protocol.credit(self.stream, written))
+        if self.pending and not self.closed and not self.writing:
+            self.loop.add_writer(self.fd, self._flush)
+            self.writing = True
+        elif (not self.pending or self.closed) and self.writing:
+            self.loop.remove_writer(self.fd)
+            self.writing = False
+        if self.eof and not self.pending:
+            self._close()
+
+    def _close(self) -> None:
+        if self.close_fd and not self.closed:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+        self.closed = True
+        if not self.flushed.done():
+            self.flushed.set_result(None)

@@ -1,0 +1,139 @@
+"""A container's on-disk state under --root: <root>/<id>/state.json plus the shim's sockets and logs.
+
+The vm-shim writes status transitions; commands read them and check the shim is still the same live process
+(pid plus its start time, so a recycled pid is never mistaken for the container)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime.runvm.errors import NotFound, RunvmError
+
+ID_RE = re.compile(r"^[\w+\-.]+$")
+CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
+SOCK_BASE = Path("/run/runvm-sock")
+
+
+def check_id(container_id: str) -> str:
+    if not container_id or not ID_RE.match(container_id) or container_id in (".", ".."):
+        raise RunvmError(f"invalid container id format: {container_id!r}")
+    return container_id
+
+
+def proc_start_time(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+@dataclass
+class State:
+    id: str
+    bundle: str
+    rootfs: str
+    status: str = CREATED
+    pid: int = 0
+    pid_start: int = 0
+    created: str = ""
+    annotations: dict[str, str] = field(default_factory=dict)
+    exit_code: int | None = None
+    oom_killed: bool = False
+    accel: str = ""
+    boot: str = ""
+    boot_reason: str = ""
+    qemu_pid: int = 0
+    init_guest_pid: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def alive(self) -> bool:
+        return bool(self.pid) and proc_start_time(self.pid) == self.pid_start
+
+    def effective_status(self) -> str:
+        if self.status != STOPPED and not self.alive():
+            return STOPPED
+        return self.status
+
+    def oci(self) -> dict[str, Any]:
+        status = self.effective_status()
+        return {"ociVersion": "1.0.2", "id": self.id, "pid": self.pid if status != STOPPED else 0,
+                "status": status, "bundle": self.bundle, "rootfs": self.rootfs, "created": self.created,
+                "annotations": self.annotations, "owner": ""}
+
+
+class Store:
+    def __init__(self, root: str) -> None:
+        self.root = Path(root)
+
+    def dir(self, container_id: str) -> Path:
+        return self.root / check_id(container_id)
+
+    def sock_dir(self, container_id: str) -> Path:
+        """Sockets live under a short path: Docker's state dirs are too long for sun_path (108 bytes)."""
+        digest = hashlib.sha256(f"{self.root.resolve()}/{container_id}".encode()).hexdigest()[:16]
+        return SOCK_BASE / digest
+
+    def claim(self, container_id: str) -> Path:
+        """Create the container's directory; fails if the id is taken (also between racing creates)."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        d = self.dir(container_id)
+        try:
+            d.mkdir(mode=0o711)
+        except FileExistsError:
+            raise RunvmError(f"container with id exists: {container_id}") from None
+        sd = self.sock_dir(container_id)
+        sd.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return d
+
+    def load(self, container_id: str) -> State:
+        path = self.dir(container_id) / "state.json"
+        for _ in range(50):  # a create in progress has the dir but not yet the file
+            try:
+                return State(**json.loads(path.read_text()))
+            except FileNotFoundError:
+                if not self.dir(container_id).is_dir():
+                    break
+                time.sleep(0.02)
+            except (json.JSONDecodeError, TypeError) as e:
+                raise RunvmError(f"state of container {container_id} is corrupt: {e}") from e
+        raise NotFound(f"container {container_id} does not exist")
+
+    def save(self, state: State) -> None:
+        d = self.dir(state.id)
+        with tempfile.NamedTemporaryFile("w", dir=d, prefix=".state.", delete=False) as f:
+            json.dump(asdict(state), f)
+        os.replace(f.name, d / "state.json")
+
+    def update(self, container_id: str, **changes: Any) -> State:
+        st = self.load(container_id)
+        for k, v in changes.items():
+            setattr(st, k, v)
+        self.save(st)
+        return st
+
+    def remove(self, container_id: str) -> None:
+        shutil.rmtree(self.dir(container_id), ignore_errors=True)
+        shutil.rmtree(self.sock_dir(container_id), ignore_errors=True)
+
+    def ids(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / "state.json").exists())
+
+
+def now_rfc3339() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1e9) % 10**9:09d}Z"

@@ -1,0 +1,40 @@
+"""Host system calls Python 3.11 lacks (mount, unshare, setns, prctl), for the shim side."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+MS_BIND = 4096
+MS_REC = 16384
+MS_SLAVE = 1 << 19
+MS_PRIVATE = 1 << 18
+
+
+def _check(ret: int, what: str) -> None:
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    _check(_libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
+                       ctypes.c_ulong(flags), data.encode() if data else None), f"mount {source} on {target}")
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), "unshare")
+
+
+def setns(fd: int, nstype: int) -> None:
+    _check(_libc.setns(fd, nstype), "setns")
+
+
+def private_mount_namespace() -> None:
+    """A mount namespace of our own that still receives the host's mounts (rslave), never sends any back."""
+    unshare(CLONE_NEWNS)
+    mount("none", "/", None, MS_REC | MS_SLAVE)

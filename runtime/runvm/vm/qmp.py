@@ -1,0 +1,75 @@
+"""QMP through qemu.qmp: connecting, VM snapshots to a file (QEMU 7.2 has no file: URI) and restores."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from qemu.qmp import QMPClient
+
+from runtime.runvm.errors import RunvmError
+
+IGNORE_SHARED = [{"capability": "x-ignore-shared", "state": True}]
+
+
+async def connect(sock: Path, timeout: float = 10.0, name: str = "runvm",
+                  alive: Callable[[], bool] = lambda: True) -> QMPClient:
+    client = QMPClient(name)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            await client.connect(str(sock))
+            return client
+        except Exception as e:
+            if not alive():
+                raise RunvmError("QEMU exited before its QMP socket answered") from e
+            if asyncio.get_running_loop().time() > deadline:
+                raise RunvmError(f"QEMU's QMP socket {sock} did not answer within {timeout}s ({e})") from e
+            await asyncio.sleep(0.01)
+
+
+async def _wait_migration(qmp: QMPClient, timeout: float) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        info = await qmp.execute("query-migrate")
+        status = info.get("status")
+        if status == "completed":
+            return info
+        if status in ("failed", "cancelled"):
+            raise RunvmError(f"migration {status}: {info.get('error-desc', '')}")
+        if asyncio.get_running_loop().time() > deadline:
+            raise RunvmError(f"migration still {status} after {timeout}s")
+        await asyncio.sleep(0.01)
+
+
+async def save(qmp: QMPClient, path: Path, timeout: float = 120) -> None:
+    """Stop the VM and write its device state (RAM in a shared file is skipped: x-ignore-shared)."""
+    await qmp.execute("stop")
+    await qmp.execute("migrate-set-capabilities", {"capabilities": IGNORE_SHARED})
+    await qmp.execute("migrate", {"uri": f"exec:cat > {path}"})
+    await _wait_migration(qmp, timeout)
+    if not path.exists() or os.path.getsize(path) == 0:
+        raise RunvmError(f"snapshot {path} was not written")
+
+
+async def restore(qmp: QMPClient, path: Path, timeout: float = 30) -> None:
+    """Load a snapshot into a QEMU started with -incoming defer; returns once the VM runs."""
+    await qmp.execute("migrate-set-capabilities", {"capabilities": IGNORE_SHARED})
+    await qmp.execute("migrate-incoming", {"uri": f"exec:cat {path}"})
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        status = (await qmp.execute("query-status")).get("status")
+        if status == "running":
+            return
+        mig = await qmp.execute("query-migrate")
+        if mig.get("status") == "failed":
+            raise RunvmError(f"restore from {path} failed: {mig.get('error-desc', '')}")
+        if status in ("paused", "postmigrate", "prelaunch") and mig.get("status") == "completed":
+            await qmp.execute("cont")
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise RunvmError(f"restore from {path} still {status}/{mig.get('status')} after {timeout}s")
+        await asyncio.sleep(0.005)

@@ -1,0 +1,166 @@
+"""VM templating: one guest booted to a running agent (no container share mounted, nothing attached), saved
+once, then restored for every container. Guest RAM lives in a file the template maps shared; clones map it
+private, so their untouched pages stay shared in the page cache and each VM pays only for what it writes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from runtime.runvm.errors import RunvmError
+from runtime.runvm.vm import qemu, qmp
+
+TEMPLATES = Path("/var/lib/vmparity/templates")
+PING_TIMEOUT_COLD = 120.0
+
+
+@dataclass(frozen=True)
+class Template:
+    key: str
+    dir: Path
+
+    @property
+    def memory(self) -> Path:
+        return self.dir / "memory"
+
+    @property
+    def state(self) -> Path:
+        return self.dir / "state"
+
+    @property
+    def meta(self) -> Path:
+        return self.dir / "meta.json"
+
+
+def _qemu_version() -> str:
+    path = shutil.which(qemu.QEMU) or qemu.QEMU
+    try:
+        st = os.stat(path)
+        return f"{path}:{st.st_size}:{int(st.st_mtime)}"
+    except OSError:
+        return path
+
+
+def key_for(artifacts_key: str, size: qemu.Size, accel: str, cmdline: str) -> str:
+    text = "|".join([artifacts_key, size.key(), accel, qemu.LAYOUT_VERSION, _qemu_version(), cmdline])
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _fingerprint(path: Path) -> dict[str, int]:
+    st = os.stat(path)
+    return {"size": st.st_size, "ino": st.st_ino, "mtime_ns": st.st_mtime_ns}
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def find(key: str) -> tuple[Template | None, str]:
+    """The usable template for key, or None and why not (logged by the caller: the cold path is chosen)."""
+    t = Template(key, TEMPLATES / key)
+    if not t.dir.is_dir():
+        return None, f"no template {key} yet"
+    try:
+        meta = json.loads(t.meta.read_text())
+        if _fingerprint(t.memory) != meta["memory"] or _fingerprint(t.state) != meta["state"]:
+            return None, f"template {key} files changed since it was saved"
+        if _digest(t.state) != meta["state_sha256"]:
+            return None, f"template {key} device state is corrupt (checksum mismatch)"
+    except FileNotFoundError as e:
+        return None, f"template {key} is incomplete ({os.path.basename(e.filename or '?')} missing)"
+    except (ValueError, KeyError, OSError) as e:
+        return None, f"template {key} metadata unreadable ({e})"
+    return t, "ok"
+
+
+def discard(key: str, reason: str) -> None:
+    """Move a broken template out of the way so the next create rebuilds it."""
+    src = TEMPLATES / key
+    if src.exists():
+        dst = TEMPLATES / f".bad-{key}-{int(time.time() * 1000)}"
+        with contextlib.suppress(OSError):
+            os.replace(src, dst)
+            (dst / "REASON").write_text(reason + "\n")
+            shutil.rmtree(dst, ignore_errors=True)
+
+
+async def _ping(sock: Path, timeout: float) -> None:
+    from runtime.runvm.shim.link import Link
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(sock))
+            link = Link(reader, writer, name="agent")
+            try:
+                await link.request({"op": "ping"}, timeout=max(1.0, deadline - asyncio.get_running_loop().time()))
+                return
+            finally:
+                link.close()
+        except (OSError, RunvmError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise RunvmError(f"the template VM's agent did not answer within {timeout}s") from None
+            await asyncio.sleep(0.2)
+
+
+async def build(key: str, base: qemu.VMConfig) -> Template:
+    """Boot, wait for the agent, save. Concurrent builders serialise on a lock; the loser reuses the result."""
+    TEMPLATES.mkdir(parents=True, exist_ok=True)
+    lock_fd = os.open(TEMPLATES / f".{key}.lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, fcntl.flock, lock_fd, fcntl.LOCK_EX)
+        found, _ = find(key)
+        if found:
+            return found
+        tmp = TEMPLATES / f".build-{key}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        (tmp / "share").mkdir()
+        cfg = qemu.VMConfig(**{**base.__dict__, "share_dir": tmp / "share", "agent_sock": tmp / "agent.sock",
+                               "qmp_sock": tmp / "qmp.sock", "ram_file": tmp / "memory", "ram_shared": True,
+                               "incoming": False, "tap_fd": None, "console_log": tmp / "console.log"})
+        proc = qemu.launch(cfg, tmp / "qemu.log")
+        try:
+            client = await qmp.connect(cfg.qmp_sock, alive=lambda: proc.poll() is None)
+            await _ping(cfg.agent_sock, PING_TIMEOUT_COLD)
+            await qmp.save(client, tmp / "state")
+            with contextlib.suppress(Exception):
+                await client.execute("quit")
+            with contextlib.suppress(Exception):
+                await client.disconnect()
+            await asyncio.get_running_loop().run_in_executor(None, proc.wait, 10)
+        except BaseException:
+            qemu.kill(proc)
+            raise
+        finally:
+            qemu.kill(proc)
+        meta = {"key": key, "memory": _fingerprint(tmp / "memory"), "state": _fingerprint(tmp / "state"),
+                "state_sha256": _digest(tmp / "state"), "created": time.time(), "size": base.size.key()}
+        for junk in ("share", "agent.sock", "qmp.sock"):
+            p = tmp / junk
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        final = TEMPLATES / key
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        return Template(key, final)
+    finally:
+        os.close(lock_fd)
+
+
+def build_in_background(argv: list[str]) -> None:
+    """Start a detached builder (no stdio, own session, out of the container's cgroup) and return at once."""
+    subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True, close_fds=True)
