@@ -35,7 +35,7 @@ async def configure(nic: dict[str, Any], timeout: float = 10.0) -> str:
             changes["address"] = nic["mac"]
         if nic.get("mtu"):
             changes["mtu"] = nic["mtu"]
-        current = [link async for link in await ipr.get_links(idx)][0].get("ifname")
+        current = [link async for link in await ipr.get_links(idx)][0].get("ifname")  # noqa: RUF015
         if nic.get("name") and current != nic["name"]:
             clash = await ipr.link_lookup(ifname=nic["name"])
             if clash:
@@ -64,7 +64,7 @@ async def configure(nic: dict[str, Any], timeout: float = 10.0) -> str:
             except NetlinkError as e:
                 if e.code != 17:  # a route the kernel already derived from the address
                     raise
-        return [link async for link in await ipr.get_links(idx)][0].get("ifname")
+        return [link async for link in await ipr.get_links(idx)][0].get("ifname")  # noqa: RUF015
 
 
 async def remove(mac: str) -> None:

@@ -97,11 +97,8 @@ def _stdio_in_child(stdio: Stdio, sock: socket.socket, console_size: dict[str, i
 
 def _open_pty_here() -> tuple[int, int]:
     """A pty from the devpts instance of the current mount namespace (the container's own /dev/pts)."""
-    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    fcntl.ioctl(master, termios.TIOCSPTLCK, array.array("i", [0]))
-    n = array.array("I", [0])
-    fcntl.ioctl(master, termios.TIOCGPTN, n)
-    slave = os.open(f"/dev/pts/{n[0]}", os.O_RDWR | os.O_NOCTTY)
+    master, slave = os.openpty()
+    os.set_inheritable(master, False)
     return master, slave
 
 

@@ -72,6 +72,21 @@ class Agent:
         self.init: Proc | None = None
         self.oom_fd: int | None = None
         self.loop.add_signal_handler(signal.SIGCHLD, self.reap)
+        self.host_pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.host_ids = 0
+        self.dns_transport: asyncio.DatagramTransport | None = None
+
+    async def ask_host(self, body: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
+        """A request the other way round (the DNS relay): the host answers with a RESPONSE frame."""
+        self.host_ids += 1
+        ident = self.host_ids
+        fut: asyncio.Future[dict[str, Any]] = self.loop.create_future()
+        self.host_pending[ident] = fut
+        self.chan.send(protocol.message(protocol.REQUEST, ident, body))
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            self.host_pending.pop(ident, None)
 
     # ---- channel -------------------------------------------------------------------------------
     def event(self, body: dict[str, Any]) -> None:
@@ -81,7 +96,11 @@ class Agent:
         """A new host end: streams of the old one are meaningless (only happens between template and clone)."""
 
     def on_frame(self, kind: int, ident: int, payload: bytes) -> None:
-        if kind == protocol.REQUEST:
+        if kind == protocol.RESPONSE:
+            fut = self.host_pending.pop(ident, None)
+            if fut is not None and not fut.done():
+                fut.set_result(json.loads(payload))
+        elif kind == protocol.REQUEST:
             self.loop.create_task(self.handle(ident, payload))
         elif kind == protocol.DATA and ident in self.ins:
             self.ins[ident].data(payload)
@@ -208,10 +227,32 @@ class Agent:
             with contextlib.suppress(OSError):
                 self.oom_fd = self.cgroup.watch_oom()
                 self.loop.add_reader(self.oom_fd, self._oom)
+        if req.get("dns_relay"):
+            await self._start_dns_relay(req["dns_relay"])
         t.append(time.monotonic())
         steps = ["share", "network", "cgroups", "init", "register"]
         return {"pid": spawned.pid, "warnings": warnings,
                 "timings": {n: round(b - a, 3) for n, a, b in zip(steps, t, t[1:], strict=False)}}
+
+    async def _start_dns_relay(self, address: str) -> None:
+        """Docker's embedded DNS answers on 127.0.0.11 inside the container's netns on the host; the guest's
+        127.0.0.11 is its own loopback. Queries sent there are carried to the host, which asks Docker."""
+        agent = self
+
+        class Relay(asyncio.DatagramProtocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                agent.dns_transport = transport  # type: ignore[assignment]
+
+            def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+                agent.loop.create_task(agent._dns(data, addr))
+
+        await self.loop.create_datagram_endpoint(Relay, local_addr=(address, 53))
+
+    async def _dns(self, data: bytes, addr: tuple[str, int]) -> None:
+        with contextlib.suppress(Exception):
+            reply = await self.ask_host({"op": "dns", "data": base64.b64encode(data).decode()})
+            if reply.get("ok") and self.dns_transport is not None:
+                self.dns_transport.sendto(base64.b64decode(reply["data"]), addr)
 
     def _oom(self) -> None:
         try:

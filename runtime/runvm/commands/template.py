@@ -17,12 +17,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _base() -> tuple[object, str]:
-    from runtime.guest import build
-    from runtime.runvm.vm import accel, qemu
+    from runtime.runvm.vm import accel, guest, qemu
 
-    art = build.artifacts()
+    art = guest.artifacts()
     acc, _why = accel.choose()
-    cfg = qemu.VMConfig(kernel=art.kernel, initrd=art.initrd, osimage=art.osimage, cmdline=build.kernel_cmdline(),
+    cfg = qemu.VMConfig(kernel=art.kernel, initrd=art.initrd, osimage=art.osimage, cmdline=guest.cmdline(),
                         share_dir=template.TEMPLATES, agent_sock=template.TEMPLATES, qmp_sock=template.TEMPLATES,
                         accel=acc)
     return cfg, template.key_for(art.key, cfg.size, acc, cfg.cmdline)

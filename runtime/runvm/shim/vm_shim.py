@@ -96,6 +96,7 @@ class VmShim:
         self.nics: dict[str, dict[str, Any]] = {}
         self.tty_slave: int | None = None
         self.oom_killed = False
+        self.dns_server: str | None = None
 
     # ---- reporting to `runvm create` -------------------------------------------------------------
     def _ready(self, message: str) -> None:
@@ -136,12 +137,12 @@ class VmShim:
         setns(self.orig_net, 0)
 
     def _vm_config(self, accel: str, tap_fd: int | None) -> tuple[qemu.VMConfig, str]:
-        from runtime.guest import build
+        from runtime.runvm.vm import guest
 
-        art = build.artifacts()
+        art = guest.artifacts()
         size = qemu.Size()
         return qemu.VMConfig(kernel=art.kernel, initrd=art.initrd, osimage=art.osimage,
-                             cmdline=build.kernel_cmdline(), share_dir=self.d / "share",
+                             cmdline=guest.cmdline(), share_dir=self.d / "share",
                              agent_sock=self.s / "agent.sock", qmp_sock=self.s / "qmp.sock", size=size,
                              accel=accel, tap_fd=tap_fd, console_log=self.d / "console.log"), art.key
 
@@ -238,6 +239,20 @@ class VmShim:
         self.nics[first["name"]] = {**nic, "device": "nic0"}
         return [nic]
 
+    def _embedded_dns(self) -> str | None:
+        """Docker's embedded DNS address when the container's resolv.conf points at it (user networks)."""
+        for m in self.spec.get("mounts") or []:
+            if m.get("destination") == "/etc/resolv.conf":
+                try:
+                    text = Path(m.get("source", "")).read_text()
+                except OSError:
+                    return None
+                for line in text.splitlines():
+                    parts = line.split()
+                    if len(parts) >= 2 and parts[0] == "nameserver" and parts[1].startswith("127."):
+                        return parts[1]
+        return None
+
     def _shares(self) -> tuple[list[dict[str, Any]], dict[str, str]]:
         sdir = self.d / "share"
         share.prepare(sdir)
@@ -274,10 +289,11 @@ class VmShim:
         log.trace("network")
         streams = self._stdio_setup()
         spec_for_guest = {**self.spec, "mounts": mounts}
+        self.dns_server = self._embedded_dns()
         reply = await self.agent.request({
             "op": "create", "id": self.req.id, "spec": spec_for_guest, "rootfs": "rootfs", "shares": shares,
             "cgroup_layout": cgroups.layout(), "cgroup_path": cgroup_path, "streams": streams, "tty": self.tty,
-            "network": nics, "unused_nics": [] if nics else [qemu.TEMPLATE_MAC],
+            "network": nics, "dns_relay": self.dns_server if self.own_netns else None,
         }, timeout=120)
         log.trace(f"agent create {reply.get('timings')}")
         for w in reply.get("warnings") or []:
@@ -323,7 +339,9 @@ class VmShim:
             self.agent.send(data)
 
     def _on_agent_frame(self, kind: int, ident: int, payload: bytes) -> None:
-        if kind == protocol.EVENT:
+        if kind == protocol.REQUEST:
+            asyncio.get_running_loop().create_task(self._agent_request(ident, json.loads(payload)))
+        elif kind == protocol.EVENT:
             self._on_event(json.loads(payload))
         elif kind in (protocol.DATA, protocol.EOF):
             out = self.outputs.get(ident)
@@ -353,6 +371,20 @@ class VmShim:
             self.oom_killed = True
             log.warning("container OOM-killed a process in the guest")
             asyncio.get_running_loop().create_task(self._relay_oom())
+
+    async def _agent_request(self, ident: int, req: dict[str, Any]) -> None:
+        """Requests from the guest: only DNS queries for Docker's embedded server, asked from our netns."""
+        try:
+            if req.get("op") != "dns":
+                raise RunvmError(f"unknown guest request {req.get('op')!r}")
+            from runtime.runvm.net import dns
+
+            answer = await dns.ask(base64.b64decode(req["data"]), self.dns_server)
+            reply = {"ok": True, "data": base64.b64encode(answer).decode()}
+        except Exception as e:
+            reply = {"ok": False, "error": str(e)}
+        if self.agent is not None:
+            self.agent.respond(ident, reply)
 
     async def _relay_oom(self) -> None:
         from runtime.runvm import oom
