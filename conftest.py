@@ -48,7 +48,7 @@ def _session(config: pytest.Config) -> Session:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "target" in metafunc.fixturenames:
+    if getattr(metafunc.function, "scenario", None) is not None:
         targets = _session(metafunc.config).targets
         metafunc.parametrize("target", targets, ids=targets)
 

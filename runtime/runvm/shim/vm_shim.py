@@ -154,8 +154,11 @@ class VmShim:
         tpl, why = template.find(key) if self.req.boot != "cold" else (None, "cold boot requested (--boot=cold)")
         self.boot_info = {"accel": accel, "accel_why": accel_why, "template": key}
         if tpl is not None:
+            from runtime.runvm.vm import stub_kernel
+
+            kernel, initrd = stub_kernel.ensure(template.TEMPLATES)
             cfg = qemu.VMConfig(**{**base.__dict__, "ram_file": tpl.memory, "ram_shared": False,
-                                   "incoming": True, "console_log": None})
+                                   "incoming": True, "console_log": None, "kernel": kernel, "initrd": initrd})
             try:
                 await self._launch(cfg)
                 log.trace("qemu launched")

@@ -1,0 +1,102 @@
+"""The outcome rules, table by table, and the properties that must hold whatever the observations."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.classify import Observed, classify, combine_attempts, combine_examples
+from harness.outcomes import Outcome, Verdict, verdict
+
+OK = Observed(observation={"size_mib": 128})
+OTHER = Observed(observation={"size_mib": 64})
+REFUSED = Observed(refusal="OCI runtime create failed")
+ERROR = Observed(error="Traceback ...")
+IMPACT = Observed(observation={"size_mib": 128}, host_changes=("added: link tap0",))
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                           lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=5), kids,
+                                                                                    max_size=3), max_leaves=8)
+observations = st.dictionaries(st.text(max_size=8), json_values, max_size=4)
+
+
+@pytest.mark.parametrize(("baseline", "target", "expected"), [
+    (OK, OK, Outcome.SAME),
+    (OK, OTHER, Outcome.DIFFERS),
+    (OK, REFUSED, Outcome.REFUSED),
+    (REFUSED, OK, Outcome.BASELINE_UNAVAILABLE),
+    (REFUSED, REFUSED, Outcome.BASELINE_UNAVAILABLE),
+    (ERROR, OK, Outcome.ERROR),
+    (OK, ERROR, Outcome.ERROR),
+    (OK, IMPACT, Outcome.HOST_IMPACT),
+    (IMPACT, IMPACT, Outcome.SAME),
+    (REFUSED, IMPACT, Outcome.HOST_IMPACT),
+])
+def test_table(baseline: Observed, target: Observed, expected: Outcome) -> None:
+    assert classify(baseline, target) == expected
+
+
+def test_normaliser_decides_equality() -> None:
+    drop_ids = lambda o: {k: v for k, v in o.items() if k != "id"}  # noqa: E731
+    a, b = Observed(observation={"id": 1, "v": 2}), Observed(observation={"id": 9, "v": 2})
+    assert classify(a, b) == Outcome.DIFFERS
+    assert classify(a, b, drop_ids) == Outcome.SAME
+
+
+@given(observations)
+def test_a_run_compared_with_itself_is_same(obs: dict) -> None:
+    assert classify(Observed(observation=obs), Observed(observation=obs)) == Outcome.SAME
+
+
+@given(st.text(min_size=1), observations | st.none(), st.text(min_size=1) | st.none())
+def test_a_baseline_failure_is_never_the_targets_limitation(refusal: str, obs: dict | None,
+                                                            target_refusal: str | None) -> None:
+    target = Observed(observation=obs if target_refusal is None else None, refusal=target_refusal)
+    if target.observation is None and target.refusal is None:
+        target = Observed(observation={})
+    assert classify(Observed(refusal=refusal), target) not in (Outcome.REFUSED, Outcome.DIFFERS, Outcome.SAME)
+
+
+@given(observations, observations)
+def test_a_suite_failure_is_never_a_result(a: dict, b: dict) -> None:
+    assert classify(Observed(error="boom"), Observed(observation=b)) == Outcome.ERROR
+    assert classify(Observed(observation=a), Observed(error="boom")) == Outcome.ERROR
+
+
+@given(st.lists(st.sampled_from(list(Outcome)), min_size=1, max_size=6))
+def test_combining_examples_keeps_the_worst(outcomes: list[Outcome]) -> None:
+    combined = combine_examples(outcomes)
+    if Outcome.ERROR in outcomes:
+        assert combined == Outcome.ERROR
+    elif all(o == Outcome.SAME for o in outcomes):
+        assert combined == Outcome.SAME
+    elif Outcome.REFUSED in outcomes and Outcome.HOST_IMPACT not in outcomes and Outcome.FLAKY not in outcomes:
+        assert combined == Outcome.REFUSED
+
+
+def test_baseline_unavailable_examples_are_set_aside() -> None:
+    assert combine_examples([Outcome.BASELINE_UNAVAILABLE, Outcome.SAME]) == Outcome.SAME
+    assert combine_examples([Outcome.BASELINE_UNAVAILABLE]) == Outcome.BASELINE_UNAVAILABLE
+    assert combine_examples([]) == Outcome.ERROR
+
+
+def test_disagreeing_attempts_are_flaky() -> None:
+    assert combine_attempts([(Outcome.SAME, {"a": 1}), (Outcome.SAME, {"a": 1})]) == Outcome.SAME
+    assert combine_attempts([(Outcome.SAME, {"a": 1}), (Outcome.DIFFERS, {"a": 2})]) == Outcome.FLAKY
+    assert combine_attempts([(Outcome.DIFFERS, {"a": 2}), (Outcome.DIFFERS, {"a": 3})]) == Outcome.FLAKY
+    assert combine_attempts([(Outcome.SAME, {}), (Outcome.ERROR, None)]) == Outcome.ERROR
+
+
+@pytest.mark.parametrize(("observed", "expected", "result"), [
+    (Outcome.SAME, Outcome.SAME, Verdict.EXPECTED),
+    (Outcome.REFUSED, Outcome.SAME, Verdict.REGRESSION),
+    (Outcome.SAME, Outcome.REFUSED, Verdict.UNEXPECTED_PASS),
+    (Outcome.DIFFERS, Outcome.REFUSED, Verdict.UNEXPECTED_PASS),
+    (Outcome.HOST_IMPACT, Outcome.DIFFERS, Verdict.REGRESSION),
+    (Outcome.ERROR, Outcome.SAME, Verdict.REGRESSION),
+    (Outcome.BASELINE_UNAVAILABLE, Outcome.SAME, Verdict.CHANGED),
+    (Outcome.SAME, None, Verdict.NO_EXPECTATION),
+])
+def test_verdicts(observed: Outcome, expected: Outcome | None, result: Verdict) -> None:
+    assert verdict(observed, expected) == result
