@@ -135,8 +135,20 @@ def entry_links(layout: list[dict[str, str]]) -> dict[str, str]:
     return links
 
 
+DEFAULT_DEVICES = [
+    {"path": "/dev/null", "type": "c", "major": 1, "minor": 3},
+    {"path": "/dev/zero", "type": "c", "major": 1, "minor": 5},
+    {"path": "/dev/full", "type": "c", "major": 1, "minor": 7},
+    {"path": "/dev/random", "type": "c", "major": 1, "minor": 8},
+    {"path": "/dev/urandom", "type": "c", "major": 1, "minor": 9},
+    {"path": "/dev/tty", "type": "c", "major": 5, "minor": 0},
+]
+"""What runc always creates, whether or not the spec lists them (Docker's spec does not)."""
+
+
 def make_devices(root: str, devices: list[dict[str, Any]]) -> None:
-    for dev in devices:
+    listed = {d["path"] for d in devices}
+    for dev in [*(d for d in DEFAULT_DEVICES if d["path"] not in listed), *devices]:
         path = inside(root, dev["path"])
         os.makedirs(os.path.dirname(path), exist_ok=True)
         kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}.get(dev.get("type", "c"))

@@ -218,6 +218,7 @@ def start_init(cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layout: list[d
             _child_main(init_work, child)
 
         def init_work() -> None:
+            cgroup.join()  # before pivot_root: afterwards only the container's own cgroup view is mounted
             root = cfg["rootfs"]
             mounts.setup(root, spec.get("mounts") or [], linux.get("devices") or [], cfg.get("shares") or {},
                          layout, cgroup.path)
@@ -235,7 +236,6 @@ def start_init(cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layout: list[d
                     raise ProcessError(f"write sysctl key {key}: {e.strerror}") from e
             mounts.readonly(linux.get("readonlyPaths") or [])
             mounts.mask(linux.get("maskedPaths") or [])
-            cgroup.join()
             if proc.get("oomScoreAdj") is not None:
                 with open("/proc/self/oom_score_adj", "w") as f:
                     f.write(str(proc["oomScoreAdj"]))
@@ -282,6 +282,7 @@ def start_exec(init_pid: int, proc: dict[str, Any], stdio: Stdio, cgroup: Cgroup
         parent.close()
 
         def helper_work() -> None:
+            cgroup.join()  # while the guest's cgroup mounts are still visible; the process inherits it
             for fd in ns_fds:
                 libc.setns(fd)
             pid = os.fork()
@@ -291,7 +292,6 @@ def start_exec(init_pid: int, proc: dict[str, Any], stdio: Stdio, cgroup: Cgroup
             _child_main(exec_work, child)
 
         def exec_work() -> None:
-            cgroup.join()
             _rlimits(proc)
             _stdio_in_child(stdio, child, proc.get("consoleSize"))
             args = proc.get("args") or []

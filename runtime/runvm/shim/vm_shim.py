@@ -41,6 +41,8 @@ FORWARDED_SIGNALS = [s for s in signal.Signals if s not in (signal.SIGKILL, sign
                                                              signal.SIGWINCH, signal.SIGPIPE, signal.SIGTTIN,
                                                              signal.SIGTTOU, signal.SIGTSTP, signal.SIGCONT)]
 RESTORE_PING_TIMEOUT = 10.0
+STAND_IN_DIR = Path("/run/runvm-stand-ins")
+"""Shared by all containers and readable by all: a stand-in runs with its guest process's uid."""
 COLD_PING_TIMEOUT = 120.0
 
 
@@ -97,6 +99,7 @@ class VmShim:
         self.tty_slave: int | None = None
         self.oom_killed = False
         self.dns_server: str | None = None
+        self.stand_ins: Any = None
 
     # ---- reporting to `runvm create` -------------------------------------------------------------
     def _ready(self, message: str) -> None:
@@ -479,8 +482,13 @@ class VmShim:
         return {}
 
     async def op_ps(self, req: dict[str, Any], link: Link) -> dict[str, Any]:
+        from runtime.runvm.shim.top import Stand_ins
+
         reply = await self.agent.request({"op": "ps"})
-        return {"processes": reply.get("processes") or [], "host_pids": [os.getpid()]}
+        processes = reply.get("processes") or []
+        if self.stand_ins is None:
+            self.stand_ins = Stand_ins(STAND_IN_DIR)
+        return {"processes": processes, "host_pids": self.stand_ins.sync(processes)}
 
     async def op_stats(self, req: dict[str, Any], link: Link) -> dict[str, Any]:
         return {"stats": (await self.agent.request({"op": "stats"})).get("stats")}
@@ -588,6 +596,8 @@ class VmShim:
         server.close()
         await self._drain_outputs()
         log.trace("drained")
+        if self.stand_ins is not None:
+            self.stand_ins.stop_all()
         self._set_status(STOPPED, exit_code=code, oom_killed=self.oom_killed)
         await self._stop_vm()
         log.trace("vm stopped")
