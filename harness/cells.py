@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 from harness import cleanup, hoststate
-from harness.classify import Observed, canonical, classify, combine_attempts, combine_examples
+from harness.classify import Observed, canonical, classify, combine_attempts, combine_examples, stable_refusal
 from harness.context import Ctx, Evidence, Refused
 from harness.outcomes import Outcome, verdict
 from harness.scenario import Scenario
@@ -68,7 +68,8 @@ class CellRunner:
             error = traceback.format_exc()
         problems = ctx.cleanup()
         leaks = cleanup.kill_orphan_shims(created, self.s.client)
-        changes = hoststate.settled_diff(before) if before is not None else []
+        markers = (*created, *ctx.daemon_names)
+        changes = hoststate.settled_diff(before, markers) if before is not None else []
         if problems or leaks:
             evidence.save("leftovers.txt", "\n".join(problems + leaks) + "\n")
         if problems and error is None and refusal is None:
@@ -100,7 +101,8 @@ class CellRunner:
                 tgt = self.execute(spec, target, params, ev)
                 commands += ev.commands
                 outcome = classify(base, tgt, spec.normalise)
-                norm = (spec.normalise or (lambda o: o))(tgt.observation) if tgt.observation else tgt.refusal
+                norm = ((spec.normalise or (lambda o: o))(tgt.observation) if tgt.observation is not None
+                        else stable_refusal(tgt.refusal or ""))
                 attempts.append((outcome, norm))
                 examples.append({"params": params, "attempt": attempt, "baseline": _observed(base),
                                  "target": _observed(tgt), "outcome": str(outcome)})

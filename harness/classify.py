@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,14 @@ def combine_examples(outcomes: Sequence[Outcome]) -> Outcome:
         if worst in usable:
             return worst
     return Outcome.SAME
+
+
+_IDS = re.compile(r"\b[0-9a-f]{64}\b|\b[0-9a-f]{12}\b|/var/lib/vmparity/daemons/d[0-9a-f]+|/run/vmparity/d[0-9a-f]+")
+
+
+def stable_refusal(text: str) -> str:
+    """A refusal as evidence of *what* failed: container ids and disposable paths differ on every attempt."""
+    return _IDS.sub("<id>", text)
 
 
 def combine_attempts(attempts: Sequence[tuple[Outcome, Any]]) -> Outcome:

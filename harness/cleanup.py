@@ -25,7 +25,12 @@ class RunLock:
         self.path = RUNS_STATE / f"{run_id}.lock"
         self.ledger = RUNS_STATE / f"{run_id}.ids"
         self._fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise SystemExit(f"vmparity: run {run_id!r} is in progress in another process; choose another "
+                             "--run-dir (its name is the run id)") from None
 
     def remember(self, container_id: str) -> None:
         with open(self.ledger, "a") as f:

@@ -49,7 +49,8 @@ class Evidence:
 
 
 def _flags(kwargs: dict[str, Any]) -> str:
-    return " ".join(f"--{k.replace('_', '-')}={v}" for k, v in sorted(kwargs.items()) if k not in ("labels",))
+    return " ".join(f"--{k.replace('_', '-')}={v}" for k, v in sorted(kwargs.items())
+                    if k not in ("labels", "image"))
 
 
 @contextlib.contextmanager
@@ -81,6 +82,8 @@ class Ctx:
         self.labels = labels.of(run_id, cell)
         self._containers: list[Container] = []
         self._networks: list[Network] = []
+        self._volumes: list[Any] = []
+        self.daemon_names: list[str] = []
         self._cleanups: list[Any] = []
         self.notes: dict[str, Any] = {}
         self._on_create = on_create or (lambda _id: None)
@@ -142,8 +145,13 @@ class Ctx:
         cmd = ["sh", "-c", command] if isinstance(command, str) else command
         self.evidence.command(f"docker exec {_flags(kwargs)} {c.name} {shlex.join(cmd)}")
         with refusals("docker exec"):
-            res = c.exec_run(cmd, demux=True, **kwargs)
-        out, err = res.output if res.output else (b"", b"")
+            res = c.exec_run(cmd, demux=not kwargs.get("tty"), **kwargs)
+        if kwargs.get("detach"):
+            return ExecResult(0, "", "")
+        if kwargs.get("tty"):
+            out, err = res.output or b"", b""
+        else:
+            out, err = res.output if res.output else (b"", b"")
         return ExecResult(int(res.exit_code), (out or b"").decode(errors="replace"),
                           (err or b"").decode(errors="replace"))
 
@@ -158,17 +166,45 @@ class Ctx:
         with refusals("docker inspect"):
             return self.client.api.inspect_container(c.id)
 
-    def cli(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """The docker CLI, for the operations the SDK does not cover (checkpoint, top's formatting, update)."""
+    def cli(self, *args: str, timeout: float = 120, check: bool = True, input: bytes | str | None = None,
+            binary: bool = False) -> subprocess.CompletedProcess[Any]:
+        """The docker CLI, for the operations the SDK does not cover (checkpoint, update, warnings, -i stdin).
+        Containers it creates must carry `--label` ctx.labels and be passed to adopt() for clean-up."""
         self.evidence.command("docker " + shlex.join(args))
+        if isinstance(input, str) and binary:
+            input = input.encode()
         try:
-            proc = subprocess.run(["docker", "-H", self.docker_host, *args], capture_output=True, text=True,
-                                  timeout=timeout)
+            proc = subprocess.run(["docker", "-H", self.docker_host, *args], capture_output=True,
+                                  text=not binary, input=input, timeout=timeout)
         except subprocess.TimeoutExpired as e:
             raise Refused(f"docker {' '.join(args)}: no answer within {timeout}s") from e
         if check and proc.returncode != 0:
-            raise Refused(f"docker {' '.join(args[:2])}: exit {proc.returncode}: {proc.stderr.strip()[:800]}")
+            err = proc.stderr.decode(errors="replace") if binary else proc.stderr
+            raise Refused(f"docker {' '.join(args[:2])}: exit {proc.returncode}: {err.strip()[:800]}")
         return proc
+
+    def label_flags(self) -> list[str]:
+        """`--label k=v` for containers created through ctx.cli."""
+        return [f for k, v in self.labels.items() for f in ("--label", f"{k}={v}")]
+
+    def adopt(self, name_or_id: str) -> Container | None:
+        """A container made outside ctx.run (e.g. `docker run` via ctx.cli): track it for clean-up."""
+        try:
+            c = self.client.containers.get(name_or_id)
+        except docker.errors.NotFound:
+            return None
+        if all(c.id != known.id for known in self._containers):
+            self._created(c)
+        return c
+
+    def volume(self, name: str | None = None) -> Any:
+        """A labelled volume, removed after this oracle's containers."""
+        name = name or f"vmp-{self.run_id[-6:]}-v{len(self._volumes)}"
+        self.evidence.command(f"docker volume create {name}")
+        with refusals("docker volume create"):
+            v = self.client.volumes.create(name, labels=dict(self.labels))
+        self._volumes.append(v)
+        return v
 
     # --- networks ---------------------------------------------------------------------------------
     def network(self, name: str | None = None, *, internal: bool = True, **kwargs: Any) -> Network:
@@ -195,6 +231,7 @@ class Ctx:
         from harness.daemon import DisposableDaemon
 
         daemon = DisposableDaemon(self.run_id, default_runtime=default_runtime, env=env, flags=flags)
+        self.daemon_names.append(daemon.name)
         self.evidence.command(f"dockerd (disposable {daemon.name}) default-runtime={default_runtime} "
                               f"env={env or {}} flags={flags or []}")
         self.on_cleanup(daemon.stop)
@@ -230,4 +267,11 @@ class Ctx:
                 pass
             except Exception as e:
                 problems.append(f"network {n.name}: {e}")
+        for v in self._volumes:
+            try:
+                v.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+            except Exception as e:
+                problems.append(f"volume {v.name}: {e}")
         return problems

@@ -71,7 +71,11 @@ def _processes() -> set[str]:
         except OSError:
             continue
         if comm.startswith(WATCHED_COMMANDS):
-            out.add(f"process {entry.name} {comm}")
+            try:
+                args = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                args = ""
+            out.add(f"process {entry.name} {comm} {args[:400].strip()}")
     return out
 
 
@@ -101,11 +105,45 @@ def diff(before: Snapshot, after: Snapshot) -> list[str]:
     return changes
 
 
-def settled_diff(before: Snapshot, settle_s: float = 6.0) -> list[str]:
-    """Docker tears some things down asynchronously (netns, veths): give it a moment before calling it impact."""
+TRANSIENT_DEVICES = ("veth", "br-", "docker0", "docker_gwbridge", "vmpb")
+"""Container plumbing Docker creates and removes for every container and network, ours or anyone's."""
+DOCKER_PATHS = ("/var/lib/docker", "/run/docker", "/var/run/docker", "/var/lib/vmparity/daemons", "/run/vmparity",
+                "/run/runvm")
+
+
+def _device(body: str) -> str:
+    words = body.split()
+    for marker in ("dev", "link", "address"):
+        if marker in words[:1] or marker in words:
+            i = words.index(marker) if marker in words else 0
+            if i + 1 < len(words):
+                return words[i + 1]
+    return ""
+
+
+def relevant(change: str, markers: tuple[str, ...]) -> bool:
+    """Whether a change can be this scenario's doing: other containers and daemons on the host come and go."""
+    body = change.split(": ", 1)[-1]
+    kind = body.split(" ", 1)[0]
+    if any(m and m in body for m in markers):
+        return True
+    if kind == "process":
+        return False  # a leaked process of ours names our container or daemon in its command line
+    if kind == "mount":
+        return not body.split()[1].startswith(DOCKER_PATHS)
+    if kind == "netns":
+        return body.split()[1].startswith("/run/netns/")
+    if kind in ("link", "address", "qdisc", "route"):
+        return not _device(body).startswith(TRANSIENT_DEVICES)
+    return True
+
+
+def settled_diff(before: Snapshot, markers: tuple[str, ...] = (), settle_s: float = 6.0) -> list[str]:
+    """Changes attributable to the scenario. Docker tears some things down asynchronously (netns, veths):
+    give it a moment before calling it impact."""
     deadline = time.monotonic() + settle_s
     while True:
-        changes = diff(before, snapshot())
+        changes = [c for c in diff(before, snapshot()) if relevant(c, markers)]
         if not changes or time.monotonic() >= deadline:
             return changes
         time.sleep(0.5)

@@ -31,7 +31,7 @@ def image() -> bytes:
     return ehdr + phdr + code
 
 
-class Stand_ins:  # noqa: N801 - reads as the plural it is
+class StandIns:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
         self.exe = directory / "stand-in"

@@ -482,12 +482,12 @@ class VmShim:
         return {}
 
     async def op_ps(self, req: dict[str, Any], link: Link) -> dict[str, Any]:
-        from runtime.runvm.shim.top import Stand_ins
+        from runtime.runvm.shim.top import StandIns
 
         reply = await self.agent.request({"op": "ps"})
         processes = reply.get("processes") or []
         if self.stand_ins is None:
-            self.stand_ins = Stand_ins(STAND_IN_DIR)
+            self.stand_ins = StandIns(STAND_IN_DIR)
         return {"processes": processes, "host_pids": self.stand_ins.sync(processes)}
 
     async def op_stats(self, req: dict[str, Any], link: Link) -> dict[str, Any]:

@@ -1,0 +1,222 @@
+"""The matrix every report is drawn from: registry text + one run's cells, joined per (scenario, runtime).
+
+Markdown, HTML, JUnit and the gate all read this one model, so they can never disagree about which cells
+exist, what was expected of them, or in which order they appear. Building it is pure: no clock, no file
+system beyond what the caller passes in, and every collection has a fixed order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from harness.outcomes import Outcome, Verdict, verdict
+from harness.registry import Expectation, Registry
+
+UNREGISTERED = "unregistered"
+UNREGISTERED_TITLE = "Not in the registry"
+UNREGISTERED_TEXT = ("The run recorded cells for these scenarios but limitations.yaml does not describe them; "
+                     "add an entry (title, section, severity, summary, expect) for each.")
+
+NOT_IN_RUN = "the runtime was not part of this run"
+NO_CELL = "the run recorded no result for this cell"
+
+
+@dataclass(frozen=True)
+class RuntimeView:
+    name: str
+    description: str
+    link: str | None
+    in_run: bool
+    is_baseline: bool
+    info: dict[str, Any]
+    """The run's provenance for this runtime (path, args, version, ...); empty when not in the run."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (A/A)" if self.is_baseline else self.name
+
+
+@dataclass(frozen=True)
+class CellView:
+    scenario: str
+    runtime: str
+    outcome: Outcome
+    expectation: Expectation | None
+    verdict: Verdict | None
+    """None when the runtime was not in the run: there is nothing to judge."""
+    in_run: bool
+    record: dict[str, Any] | None
+    """The results.json cell, None when the run has no record for it."""
+    note: str | None = None
+    """Why the cell has no record, or the record's own reason."""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.scenario, self.runtime)
+
+    @property
+    def silent(self) -> bool:
+        """Nothing was expected of this cell and nothing recorded: no verdict worth reporting."""
+        return self.record is None and self.expectation is None
+
+
+@dataclass(frozen=True)
+class ScenarioView:
+    id: str
+    title: str
+    section: str
+    area: str
+    severity: str
+    summary: str
+    oracle: str | None
+    workaround: str | None
+    links: tuple[str, ...]
+    registered: bool
+    cells: tuple[CellView, ...]
+
+    @property
+    def anchor(self) -> str:
+        return self.id.replace("/", "-").replace("_", "-")
+
+    def cell(self, runtime: str) -> CellView:
+        for c in self.cells:
+            if c.runtime == runtime:
+                return c
+        raise KeyError(runtime)
+
+
+@dataclass(frozen=True)
+class AreaView:
+    key: str
+    title: str
+    scenarios: tuple[ScenarioView, ...]
+
+
+@dataclass(frozen=True)
+class SectionView:
+    key: str
+    title: str
+    text: str
+    areas: tuple[AreaView, ...]
+
+
+@dataclass(frozen=True)
+class Matrix:
+    title: str
+    intro: str
+    source: str | None
+    run_id: str
+    baseline: str
+    runtimes: tuple[RuntimeView, ...]
+    sections: tuple[SectionView, ...]
+    provenance: dict[str, Any]
+    hosts: dict[str, dict[str, Any]]
+
+    @property
+    def scenarios(self) -> tuple[ScenarioView, ...]:
+        return tuple(s for sec in self.sections for a in sec.areas for s in a.scenarios)
+
+    @property
+    def cells(self) -> tuple[CellView, ...]:
+        return tuple(c for s in self.scenarios for c in s.cells)
+
+    @property
+    def run_runtimes(self) -> tuple[RuntimeView, ...]:
+        return tuple(r for r in self.runtimes if r.in_run)
+
+    def scenario(self, scenario_id: str) -> ScenarioView:
+        for s in self.scenarios:
+            if s.id == scenario_id:
+                return s
+        raise KeyError(scenario_id)
+
+
+def run_runtimes(doc: dict[str, Any]) -> list[str]:
+    """The runtimes a results document covers: the declared targets, plus any a cell names (merged documents)."""
+    names = list(dict.fromkeys(doc["runtimes"]))
+    names += sorted({c["runtime"] for c in doc["cells"]} - set(names))
+    return names
+
+
+def _runtimes(registry: Registry, doc: dict[str, Any]) -> tuple[RuntimeView, ...]:
+    """Registry order first (the authored order), then runtimes only the run knows, by name."""
+    registered = registry.raw.get("runtimes", {}) or {}
+    in_run = run_runtimes(doc)
+    names = [*registered, *sorted(set(in_run) - set(registered))]
+    infos = doc["provenance"].get("runtimes", {}) or {}
+    hosts = doc.get("hosts") or {}
+    views = []
+    for name in names:
+        meta = registered.get(name, {})
+        info = infos.get(name) or next((h["runtimes"][name] for _, h in sorted(hosts.items())
+                                        if name in (h.get("runtimes") or {})), {})
+        views.append(RuntimeView(name, meta.get("description", ""), meta.get("link"), name in in_run,
+                                 name == doc["baseline"], dict(info) if name in in_run else {}))
+    return tuple(views)
+
+
+def _cell_view(scenario: str, runtime: RuntimeView, record: dict[str, Any] | None,
+               expectation: Expectation | None) -> CellView:
+    expected = expectation.outcome if expectation else None
+    if not runtime.in_run:
+        return CellView(scenario, runtime.name, Outcome.NOT_RUN, expectation, None, False, None, NOT_IN_RUN)
+    if record is None:
+        return CellView(scenario, runtime.name, Outcome.NOT_RUN, expectation,
+                        verdict(Outcome.NOT_RUN, expected), True, None, NO_CELL)
+    outcome = Outcome(record["outcome"])
+    return CellView(scenario, runtime.name, outcome, expectation, verdict(outcome, expected), True, record,
+                    record.get("reason"))
+
+
+def _expectation(entry: dict[str, Any], runtime: str) -> Expectation | None:
+    exp = (entry.get("expect") or {}).get(runtime)
+    if exp is None:
+        return None
+    return Expectation(Outcome(exp["outcome"]), exp["reason"], exp.get("link"))
+
+
+def _unregistered_entry(scenario_id: str) -> dict[str, Any]:
+    return {"id": scenario_id, "title": scenario_id, "section": UNREGISTERED, "severity": "MAY",
+            "summary": "No registry entry.", "expect": {}}
+
+
+def build(registry: Registry, doc: dict[str, Any]) -> Matrix:
+    """Join the registry with a (schema-valid) results document."""
+    runtimes = _runtimes(registry, doc)
+    records = {(c["scenario"], c["runtime"]): c for c in doc["cells"]}
+    entries = list(registry.raw["scenarios"])
+    known = {e["id"] for e in entries}
+    entries += [_unregistered_entry(i) for i in sorted({c["scenario"] for c in doc["cells"]} - known)]
+
+    areas_meta: dict[str, str] = dict(registry.raw.get("areas") or {})
+    sections_meta: dict[str, dict[str, str]] = dict(registry.raw["sections"])
+    sections_meta.setdefault(UNREGISTERED, {"title": UNREGISTERED_TITLE, "text": UNREGISTERED_TEXT})
+
+    grouped: dict[str, dict[str, list[ScenarioView]]] = {}
+    for e in entries:
+        area = e["id"].split("/", 1)[0]
+        cells = tuple(_cell_view(e["id"], r, records.get((e["id"], r.name)), _expectation(e, r.name))
+                      for r in runtimes)
+        view = ScenarioView(
+            id=e["id"], title=e["title"], section=e["section"], area=area, severity=e["severity"],
+            summary=" ".join(e["summary"].split()), oracle=e.get("oracle"), workaround=e.get("workaround"),
+            links=tuple(e.get("links") or ()), registered=e["id"] in known, cells=cells,
+        )
+        grouped.setdefault(e["section"], {}).setdefault(area, []).append(view)
+
+    area_order = [*areas_meta, *sorted({a for by_area in grouped.values() for a in by_area} - set(areas_meta))]
+    sections = []
+    for key, meta in sections_meta.items():
+        if key not in grouped:
+            continue
+        areas = tuple(AreaView(a, areas_meta.get(a, a), tuple(grouped[key][a]))
+                      for a in area_order if a in grouped[key])
+        sections.append(SectionView(key, meta["title"], " ".join(meta["text"].split()), areas))
+
+    document = registry.raw["document"]
+    return Matrix(
+        title=document["title"], intro=" ".join(document["intro"].split()), source=document.get("source"),
+        run_id=doc["run_id"], baseline=doc["baseline"], runtimes=runtimes, sections=tuple(sections),
+        provenance=doc["provenance"], hosts=dict(sorted((doc.get("hosts") or {}).items())),
+    )

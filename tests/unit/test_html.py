@@ -1,0 +1,84 @@
+"""reports/matrix.html without a browser: self-contained, one row per scenario, data safely embedded."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+
+from harness import matrix
+from harness.render import html
+from tests.unit import synthetic
+
+
+class Cells(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[str] = []
+        self.cells: list[dict[str, str]] = []
+        self.external: list[str] = []
+        self.island = ""
+        self._in_island = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "tr" and "data-scenario" in a:
+            self.rows.append(a["data-scenario"])
+        if tag == "td" and "cell" in a.get("class", "").split():
+            self.cells.append(a)
+        if tag in ("link", "img", "iframe") or (tag == "script" and "src" in a):
+            self.external.append(tag)
+        self._in_island = tag == "script" and a.get("id") == "cells"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self._in_island = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_island:
+            self.island += data
+
+
+def parse(doc: dict | None = None) -> tuple[str, Cells]:
+    text = html.render(matrix.build(synthetic.registry(), doc or synthetic.results()))
+    p = Cells()
+    p.feed(text)
+    return text, p
+
+
+def test_one_row_per_scenario_one_cell_per_runtime() -> None:
+    _, p = parse()
+    assert len(p.rows) == 5 and len(p.cells) == 5 * 4
+    kata = [c for c in p.cells if c["data-runtime"] == "kata"]
+    assert {c["data-outcome"] for c in kata} == {"not-run"} and all("absent" in c["class"] for c in kata)
+
+
+def test_self_contained() -> None:
+    text, p = parse()
+    assert p.external == []  # no <link>, <img>, <iframe> or <script src>
+    style = text[text.index("<style>"):text.index("</style>")]
+    assert "url(" not in style and "@import" not in style
+    assert "fetch(" not in text and "XMLHttpRequest" not in text
+
+
+def test_evidence_island_survives_hostile_text() -> None:
+    doc = synthetic.results({("runtime_commands/exec", "runvm"): "refused"})
+    cell = next(c for c in doc["cells"] if (c["scenario"], c["runtime"]) == ("runtime_commands/exec", "runvm"))
+    cell["examples"][0]["target"]["refusal"] = "</script><script>alert(1)</script> & <!--"
+    text, p = parse(doc)
+    assert text.count("<script") == 2
+    data = json.loads(p.island)
+    line = data["runtime_commands/exec@runvm"]["examples"][0]["lines"][0]
+    assert line == "refused: runc — · runvm </script><script>alert(1)</script> & <!--"
+
+
+def test_tooltip_has_the_evidence() -> None:
+    _, p = parse(synthetic.results({("resources/shm-size", "runvm"): "differs"}))
+    cell = next(c for c in p.cells if c["data-cell"] == "resources/shm-size@runvm")
+    assert "v-regression" in cell["class"]
+    assert cell["title"].splitlines()[:3] == ["runvm: differs (expected same: the agent mounts it with the size)",
+                                              "regression", "size_mib: runc 128 · runvm 64"]
+
+
+def test_deterministic() -> None:
+    doc = synthetic.results()
+    assert parse(doc)[0] == parse(doc)[0]
