@@ -5,7 +5,7 @@
     vmparity render [--results F] [--registry F] [--out-md F] [--out-html F|--no-html] [--junit F] [--check]
     vmparity diff A B [--json] [--all]
     vmparity gate [--results F] [--previous F] [--strict] [--junit F]
-    vmparity merge A B... --out F [--run-id ID]
+    vmparity merge A B... --out F [--run-id ID] [--prefer worse|latest]
     vmparity reference RUN_DIR     (make a run the committed reference that docs/ is rendered from)
 """
 
@@ -104,13 +104,14 @@ def cmd_diff(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------- merge
 def cmd_merge(args: argparse.Namespace) -> int:
     try:
-        merged = mergemod.merge([results.load(p) for p in args.inputs], run_id=args.run_id)
+        merged = mergemod.merge([results.load(p) for p in args.inputs], run_id=args.run_id, prefer=args.prefer)
     except mergemod.MergeError as e:
         raise SystemExit(f"vmparity merge: {e}") from e
     results.write_json_atomic(args.out, merged)
     conflicts = merged["provenance"]["merge"]["conflicts"]
     _say(f"wrote {args.out}: {len(merged['cells'])} cells from {len(merged['hosts'])} runs, "
-         f"{len(conflicts)} conflicting cell{'s' if len(conflicts) != 1 else ''} (the worse outcome kept)")
+         f"{len(conflicts)} conflicting cell{'s' if len(conflicts) != 1 else ''} "
+         f"({merged['provenance']['merge']['rule']})")
     for c in conflicts:
         seen = ", ".join(f"{o['run_id']}={o['outcome']}" for o in c["observed"])
         _say(f"  {c['scenario']} @ {c['runtime']}: {seen} -> {c['kept']['outcome']}")
@@ -215,6 +216,9 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("inputs", type=Path, nargs="+")
     m.add_argument("--out", "-o", type=Path, required=True)
     m.add_argument("--run-id", default=None, help="default: merged-<hash of the input run ids>")
+    m.add_argument("--prefer", choices=[mergemod.WORSE, mergemod.LATEST], default=mergemod.WORSE,
+                   help="which cell wins when runs disagree: the worse (hosts, shards; default) or the one from "
+                   "the run started last (re-runs)")
 
     ref = sub.add_parser("reference", help="copy a run's results.json to reports/reference/results.json")
     ref.add_argument("run", type=Path, help="a run directory or its results.json")

@@ -61,7 +61,8 @@ def _first_difference(m: Matrix, c: CellView) -> str | None:
     """The first evidence line that tells the target from the baseline, to make the message actionable."""
     if c.record is None:
         return c.note
-    ev = evidence.build([(c.runtime, c.record)], m.baseline, max_examples=100, max_agreed=0)
+    ev = evidence.build([(evidence.target_label(c.runtime, m.baseline), c.record)], m.baseline,
+                        max_examples=100, max_agreed=0)
     for e in ev.examples:
         for line in e.lines:
             if not line.agreed:
@@ -80,13 +81,14 @@ def _link(m: Matrix, c: CellView) -> str | None:
 def check(m: Matrix, previous: dict[str, Any] | None = None, *, strict: bool = False) -> list[Finding]:
     findings: list[Finding] = []
     for c in m.cells:
-        if c.verdict is None or c.verdict == Verdict.EXPECTED:
+        if c.verdict is None or c.silent:
             continue
-        if c.silent:
-            continue
-        level, kind = _KINDS[c.verdict]
-        if c.outcome == Outcome.ERROR:
+        if c.outcome == Outcome.ERROR:  # a suite bug fails even where someone "expected" it
             level, kind = Level.FAIL, "error"
+        elif c.verdict == Verdict.EXPECTED:
+            continue
+        else:
+            level, kind = _KINDS[c.verdict]
         if strict:
             level = Level.FAIL
         findings.append(Finding(level, kind, c.scenario, c.runtime,

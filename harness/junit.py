@@ -31,8 +31,8 @@ def _message(c: CellView) -> str:
 def _evidence_text(m: Matrix, c: CellView) -> str:
     if c.record is None:
         return ""
-    label = f"{c.runtime} A/A" if c.runtime == m.baseline else c.runtime
-    ev = evidence.build([(label, c.record)], m.baseline, max_examples=8, max_agreed=12)
+    ev = evidence.build([(evidence.target_label(c.runtime, m.baseline), c.record)], m.baseline, max_examples=8,
+                        max_agreed=12)
     out = []
     for e in ev.examples:
         out.append(e.heading())

@@ -52,10 +52,6 @@ class CellView:
     """Why the cell has no record, or the record's own reason."""
 
     @property
-    def key(self) -> tuple[str, str]:
-        return (self.scenario, self.runtime)
-
-    @property
     def silent(self) -> bool:
         """Nothing was expected of this cell and nothing recorded: no verdict worth reporting."""
         return self.record is None and self.expectation is None

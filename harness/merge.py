@@ -7,6 +7,8 @@ that breaks on one host of the fleet breaks. "Worse" follows the gate: error fir
 stay visible), then the ranked outcomes from bad to good, then the outcomes that say nothing about the
 runtime (baseline-unavailable, then not-run), so an informative cell from one host beats an uninformative
 one from another. Equal outcomes are not a conflict; the cell from the first run (by run id) is kept.
+`prefer=LATEST` is for re-runs of the same matrix on one host: the cell from the run started last wins,
+and disagreements are still recorded.
 Every input's provenance goes into the "hosts" map by run id, and each kept cell names its run_id, so a
 cell can be traced to the host and the evidence directory it came from.
 """
@@ -19,6 +21,10 @@ from typing import Any
 
 from harness import schema
 from harness.outcomes import RANK, Outcome
+
+WORSE = "worse"
+LATEST = "latest"
+RULES = {WORSE: "the worse outcome is kept", LATEST: "the outcome from the run started last is kept"}
 
 
 class MergeError(ValueError):
@@ -61,7 +67,14 @@ def _earlier_conflicts(docs: Sequence[dict[str, Any]]) -> dict[tuple[str, str], 
     return found
 
 
-def merge(docs: Sequence[dict[str, Any]], run_id: str | None = None) -> dict[str, Any]:
+def _started(hosts: dict[str, dict[str, Any]], run_id: str) -> str:
+    return str((hosts.get(run_id) or {}).get("started") or "")
+
+
+def merge(docs: Sequence[dict[str, Any]], run_id: str | None = None, prefer: str = WORSE) -> dict[str, Any]:
+    """`prefer`: WORSE (hosts or shards of one matrix) or LATEST (re-runs of a cell: the newest start wins)."""
+    if prefer not in (WORSE, LATEST):
+        raise MergeError(f"unknown preference {prefer!r}; use {WORSE} or {LATEST}")
     if not docs:
         raise MergeError("nothing to merge")
     docs = sorted(docs, key=lambda d: d["run_id"])
@@ -80,7 +93,10 @@ def merge(docs: Sequence[dict[str, Any]], run_id: str | None = None) -> dict[str
     cells, conflicts = [], []
     for key in sorted(seen):
         candidates = seen[key]
-        kept = max(candidates, key=lambda c: badness(c["outcome"]))  # max keeps the first of equals
+        if prefer == LATEST:
+            kept = max(candidates, key=lambda c: (_started(hosts, c["run_id"]), c["run_id"]))
+        else:
+            kept = max(candidates, key=lambda c: badness(c["outcome"]))  # max keeps the first of equals
         cells.append(kept)
         observed = {o["run_id"]: o["outcome"] for o in earlier.get(key, [])}
         observed.update({c["run_id"]: c["outcome"] for c in candidates})
@@ -112,7 +128,7 @@ def merge(docs: Sequence[dict[str, Any]], run_id: str | None = None) -> dict[str
             "suite": {"commits": commits, "dirty": any((p.get("suite") or {}).get("dirty") for p in hosts.values())},
             "started": started[0] if started else "",
             "finished": finished[-1] if finished and len(finished) == len(hosts) else None,
-            "merge": {"inputs": sorted(hosts), "rule": "worse outcome kept", "conflicts": conflicts},
+            "merge": {"inputs": sorted(hosts), "rule": RULES[prefer], "conflicts": conflicts},
         },
         "hosts": hosts,
         "cells": cells,

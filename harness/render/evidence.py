@@ -27,6 +27,11 @@ _BOILERPLATE = ("docker: ", "Error response from daemon: ", "failed to create sh
                 "failed to create shim: ", "OCI runtime create failed: ", "OCI runtime start failed: ")
 
 
+def target_label(runtime: str, baseline: str) -> str:
+    """A target's column label: the baseline run against itself is its A/A column."""
+    return f"{runtime} A/A" if runtime == baseline else runtime
+
+
 def shorten(text: str, limit: int = 160) -> str:
     """One line of at most `limit` characters: Docker's repeated prefixes dropped, the middle elided."""
     s = " ".join(str(text).split())

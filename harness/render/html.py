@@ -50,8 +50,8 @@ def cell_key(c: CellView) -> str:
 def _pair_evidence(m: Matrix, c: CellView) -> evidence.CellEvidence | None:
     if c.record is None:
         return None
-    label = f"{c.runtime} A/A" if c.runtime == m.baseline else c.runtime
-    return evidence.build([(label, c.record)], m.baseline, max_examples=8, max_agreed=12)
+    return evidence.build([(evidence.target_label(c.runtime, m.baseline), c.record)], m.baseline,
+                          max_examples=8, max_agreed=12)
 
 
 def _detail(m: Matrix, s: ScenarioView, c: CellView) -> dict[str, Any]:

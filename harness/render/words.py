@@ -29,8 +29,6 @@ VERDICT_MEANINGS: dict[Verdict, str] = {
 
 NOT_IN_RUN_WORD = "not in this run"
 
-OUTCOME_ORDER: tuple[Outcome, ...] = tuple(Outcome)
-
 
 def outcome_text(outcome: Outcome | str) -> str:
     o = Outcome(outcome)

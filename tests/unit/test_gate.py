@@ -48,6 +48,13 @@ def test_an_error_cell_fails_even_without_an_expectation() -> None:
         ("error", "runtime_commands/ps", "runsc"), ("error", "resources/brand-new", "runvm")}
 
 
+def test_an_error_cell_fails_even_when_the_registry_expects_it() -> None:
+    reg = synthetic.registry()
+    next(e for e in reg.raw["scenarios"] if e["id"] == "runtime_commands/exec")["expect"]["runvm"]["outcome"] = "error"
+    m = matrix.build(reg, synthetic.results({("runtime_commands/exec", "runvm"): "error"}))
+    assert [(f.level, f.kind) for f in gate.check(m)] == [(gate.Level.FAIL, "error")]
+
+
 def test_no_expectation_is_a_warning_unless_strict() -> None:
     doc = synthetic.results()
     doc["cells"].append(synthetic.cell("resources/brand-new", "runvm", "same"))

@@ -48,8 +48,9 @@ def test_a_conflict_keeps_the_worse_outcome_and_records_both() -> None:
         "scenario": "resources/shm-size", "runtime": "runvm", "kept": {"run_id": "run-b", "outcome": "differs"},
         "observed": [{"run_id": "run-a", "outcome": "same"}, {"run_id": "run-b", "outcome": "differs"}]}]
     text = markdown.render(matrix.build(synthetic.registry(), merged))
-    assert "Runs disagree for runvm (same in run run-a, differs in run run-b); the worse, differs from run " \
-           "run-b, is shown." in text
+    assert "Runs disagree for runvm (same in run run-a, differs in run run-b); differs from run run-b is " \
+           "shown." in text
+    assert "Where runs disagree about a cell, the worse outcome is kept, and the scenario says so." in text
     assert "### run run-a" in text and "### run run-b" in text
 
 
@@ -98,4 +99,14 @@ def test_cli_merge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["merge", *paths, "--out", str(out), "--run-id", "fleet-1"]) == 0
     doc = results.load(out)
     assert doc["run_id"] == "fleet-1"
-    assert "1 conflicting cell (the worse outcome kept)" in capsys.readouterr().out
+    assert "1 conflicting cell (the worse outcome is kept)" in capsys.readouterr().out
+
+
+def test_prefer_latest_keeps_the_rerun() -> None:
+    first = host("run-a", "alpha", {("resources/shm-size", "runvm"): "differs"})
+    rerun = host("run-b", "alpha")
+    rerun["provenance"]["started"] = "2026-01-02T00:00:00+00:00"
+    merged = merge.merge([rerun, first], prefer=merge.LATEST)
+    cell = next(c for c in merged["cells"] if (c["scenario"], c["runtime"]) == ("resources/shm-size", "runvm"))
+    assert (cell["outcome"], cell["run_id"]) == ("same", "run-b")
+    assert merged["provenance"]["merge"]["conflicts"][0]["kept"] == {"run_id": "run-b", "outcome": "same"}
