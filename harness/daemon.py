@@ -90,6 +90,7 @@ class DisposableDaemon:
         self.flags = flags or []
         self.experimental = experimental
         self._client: docker.DockerClient | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def socket(self) -> str:
@@ -130,10 +131,13 @@ class DisposableDaemon:
                 "--exec-root", rec.exec_root, "-H", self.host, "--pidfile", f"{rec.exec_root}/docker.pid",
                 "--bridge", rec.bridge, "--iptables=false", "--ip-masq=false", "--ip-forward=false",
                 "--default-address-pool", f"base={self.pool},size=24", *self.flags]
-        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), **self.env}
+        # a swarm service must never make this daemon reach a registry: use the image it has
+        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+               "DOCKER_SERVICE_PREFER_OFFLINE_IMAGE": "1", **self.env}
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                                 start_new_session=True)
         log.close()
+        self._proc = proc
         rec.pid = proc.pid
         rec.save()
         deadline = time.monotonic() + timeout
@@ -172,7 +176,14 @@ class DisposableDaemon:
                 pass
             self._client.close()
             self._client = None
-        return teardown(self.record)
+        forced = teardown(self.record)
+        if self._proc is not None:  # reap it: a zombie dockerd would look like a leftover
+            try:
+                self._proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                forced.append(f"dockerd {self._proc.pid} did not exit")
+            self._proc = None
+        return forced
 
     def __enter__(self) -> DisposableDaemon:
         return self.start()

@@ -68,7 +68,9 @@ def _processes() -> set[str]:
             continue
         try:
             comm = Path(entry.path, "comm").read_text().strip()
-        except OSError:
+            if Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue  # a zombie is gone, only not yet reaped
+        except (OSError, IndexError):
             continue
         if comm.startswith(WATCHED_COMMANDS):
             try:

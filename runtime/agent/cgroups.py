@@ -83,6 +83,19 @@ class Cgroup:
                 if not _read(os.path.join(node, f)).strip():
                     _write(os.path.join(node, f), _read(os.path.join(parent, f)).strip())
 
+    def widen_cpuset(self, cpus: str) -> None:
+        """New CPUs reach the root cpuset only; carry them down to the container, parents first."""
+        if "cpuset" not in self.dirs:
+            return
+        chain = []
+        cur = self.dirs["cpuset"]
+        while cur.startswith(ROOT) and cur != os.path.join(ROOT, "cpuset"):
+            chain.append(cur)
+            cur = os.path.dirname(cur)
+        for node in reversed(chain):
+            with contextlib.suppress(OSError):
+                _write(os.path.join(node, "cpuset.cpus"), cpus)
+
     def join(self, pid: int = 0) -> None:
         for d in self.dirs.values():
             with contextlib.suppress(OSError):
@@ -109,30 +122,31 @@ class Cgroup:
             self.set("cpu", "cpu.shares", cpu["shares"])
         if cpu.get("period"):
             self.set("cpu", "cpu.cfs_period_us", cpu["period"])
-        if cpu.get("quota") is not None and (cpu.get("quota") or cpu.get("period")):
-            self.set("cpu", "cpu.cfs_quota_us", cpu["quota"] if cpu["quota"] > 0 else -1)
+        if cpu.get("quota"):
+            self.set("cpu", "cpu.cfs_quota_us", cpu["quota"])
         if cpu.get("cpus"):
             self.set("cpuset", "cpuset.cpus", cpu["cpus"])
         if cpu.get("mems"):
             self.set("cpuset", "cpuset.mems", cpu["mems"])
         pids = res.get("pids") or {}
-        if "limit" in pids and pids["limit"] is not None:
-            self.set("pids", "pids.max", "max" if pids["limit"] <= 0 else pids["limit"])
+        if pids.get("limit"):
+            self.set("pids", "pids.max", "max" if pids["limit"] < 0 else pids["limit"])
         blkio = res.get("blockIO") or {}
         if blkio.get("weight") and self.has("blkio", "blkio.weight"):
             self.set("blkio", "blkio.weight", blkio["weight"])
         return warnings
 
     def _memory(self, mem: dict[str, Any], warnings: list[str]) -> None:
-        limit, swap = mem.get("limit"), mem.get("swap")
+        """As runc: 0 (or absent) leaves a value as it is, -1 lifts the limit."""
+        limit, swap = mem.get("limit") or None, mem.get("swap") or None
         current = int(_read(self.file("memory", "memory.limit_in_bytes")) or 0) if "memory" in self.dirs else 0
         order = []
         if limit is not None:
-            order.append(("memory.limit_in_bytes", limit if limit > 0 else -1))
+            order.append(("memory.limit_in_bytes", limit))
         if swap is not None and self.has("memory", "memory.memsw.limit_in_bytes"):
-            order.append(("memory.memsw.limit_in_bytes", swap if swap > 0 else -1))
+            order.append(("memory.memsw.limit_in_bytes", swap))
         # memsw must stay >= limit at every step: raise memsw first when growing, the limit first when shrinking
-        growing = limit is not None and (limit <= 0 or limit > current)
+        growing = limit is not None and (limit < 0 or limit > current)
         if growing:
             order.reverse()
         for name, value in order:

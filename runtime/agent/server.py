@@ -351,16 +351,29 @@ class Agent:
         await net.remove(req["mac"])
         return {}
 
-    def op_online_cpus(self, req: dict[str, Any]) -> dict[str, Any]:
-        """After a CPU hot-plug: bring every present CPU online (no udev in the guest)."""
-        onlined = []
+    async def op_online_cpus(self, req: dict[str, Any]) -> dict[str, Any]:
+        """After a CPU hot-plug: wait for the guest to see `want` CPUs, bring them online (no udev here), and
+        widen the container's cpuset unless the spec pinned it."""
         base = "/sys/devices/system/cpu"
-        for name in sorted(os.listdir(base)):
+        want = int(req.get("want", 1))
+        deadline = self.loop.time() + 15
+        while True:
+            present = [n for n in os.listdir(base) if n.startswith("cpu") and n[3:].isdigit()]
+            if len(present) >= want or self.loop.time() > deadline:
+                break
+            await asyncio.sleep(0.02)
+        onlined = []
+        for name in sorted(present, key=lambda n: int(n[3:])):
             path = os.path.join(base, name, "online")
-            if name.startswith("cpu") and name[3:].isdigit() and os.path.exists(path):
+            if os.path.exists(path):
                 with open(path) as f:
-                    if f.read().strip() == "0":
-                        with open(path, "w") as w:
-                            w.write("1")
-                        onlined.append(int(name[3:]))
-        return {"onlined": onlined, "online": open(os.path.join(base, "online")).read().strip()}
+                    offline = f.read().strip() == "0"
+                if offline:
+                    with open(path, "w") as w:
+                        w.write("1")
+                    onlined.append(int(name[3:]))
+        with open(os.path.join(base, "online")) as f:
+            online = f.read().strip()
+        if self.cgroup is not None and not req.get("pinned"):
+            self.cgroup.widen_cpuset(online)
+        return {"onlined": onlined, "online": online}

@@ -16,6 +16,8 @@ from runtime.runvm.state import Store
 COMMANDS = ["create", "start", "state", "kill", "delete", "exec", "ps", "update", "pause", "resume", "checkpoint",
             "restore", "events", "list", "run", "template"]
 ALIASES = {"ls": "list"}
+STDIO_COMMANDS = {"create", "run", "exec", "restore"}
+"""Their stdio is the container's (or the exec'd process's): nothing of ours may be written there."""
 SPEC_VERSION = "1.0.2"
 
 
@@ -117,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         log.trace(f"cli {name} done")
         return rc
     except RunvmError as e:
-        log.error(str(e))  # to --log when given (containerd reports its last error line), else stderr
+        log.error(str(e))  # to --log when given: containerd reports its last error line for create/exec
+        if gargs.log and name not in STDIO_COMMANDS:
+            print(f"runvm: {e}", file=sys.stderr)  # go-runc puts the output of the others in its error
         return 1
     except KeyboardInterrupt:
         return 130

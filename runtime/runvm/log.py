@@ -45,11 +45,13 @@ def info(msg: str, **fields: object) -> None:
     write("info", msg, **fields)
 
 
-_TRACE = os.environ.get("RUNVM_TRACE")
+TRACE_FILE = "/run/runvm-trace.log"
+_TRACE = os.environ.get("RUNVM_TRACE") or (TRACE_FILE if os.path.exists(TRACE_FILE) else None)
 
 
 def trace(msg: str) -> None:
-    """Timing breadcrumbs for performance work: RUNVM_TRACE=/path/file appends `<monotonic> <pid> msg`."""
+    """Timing breadcrumbs for performance work: RUNVM_TRACE=/path/file (or an existing /run/runvm-trace.log,
+    for runvm started by dockerd) gets `<monotonic> <pid> msg` lines."""
     if _TRACE:
         with open(_TRACE, "a") as f:
             f.write(f"{time.monotonic():.3f} {os.getpid()} {msg}\n")

@@ -59,7 +59,8 @@ def run(args: argparse.Namespace, ctx: object) -> int:
     st = store.load(check_id(args.id))
     if st.effective_status() == STOPPED:
         raise RunvmError("container not running")
-    reply = control.request(store.sock_dir(args.id), {"op": "update", "resources": _resources(args)}, timeout=120)
+    log.trace(f"update resources {json.dumps(_res := _resources(args))}")
+    reply = control.request(store.sock_dir(args.id), {"op": "update", "resources": _res}, timeout=120)
     for w in reply.get("warnings") or []:
         log.warning(w)
     return 0

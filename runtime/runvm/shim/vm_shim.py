@@ -100,6 +100,8 @@ class VmShim:
         self.oom_killed = False
         self.dns_server: str | None = None
         self.stand_ins: Any = None
+        self.max_vcpus = qemu.Size().max_vcpus
+        self.cpuset_pinned = bool(((self.linux.get("resources") or {}).get("cpu") or {}).get("cpus"))
 
     # ---- reporting to `runvm create` -------------------------------------------------------------
     def _ready(self, message: str) -> None:
@@ -293,6 +295,10 @@ class VmShim:
                 os.close(tap_fd)  # QEMU has its own copy
         nics = await self._network(hooks_task)
         log.trace("network")
+        from runtime.runvm.shim import resize
+
+        for w in await resize.grow(self, self.linux.get("resources") or {}, self.max_vcpus):
+            log.warning(w)
         streams = self._stdio_setup()
         spec_for_guest = {**self.spec, "mounts": mounts}
         self.dns_server = self._embedded_dns()
@@ -494,8 +500,14 @@ class VmShim:
         return {"stats": (await self.agent.request({"op": "stats"})).get("stats")}
 
     async def op_update(self, req: dict[str, Any], link: Link) -> dict[str, Any]:
-        reply = await self.agent.request({"op": "update", "resources": req.get("resources") or {}})
-        return {"warnings": reply.get("warnings") or []}
+        from runtime.runvm.shim import resize
+
+        res = req.get("resources") or {}
+        if (res.get("cpu") or {}).get("cpus"):
+            self.cpuset_pinned = True
+        warnings = await resize.grow(self, res, self.max_vcpus)
+        reply = await self.agent.request({"op": "update", "resources": res}, timeout=60)
+        return {"warnings": warnings + (reply.get("warnings") or [])}
 
     async def op_exec(self, req: dict[str, Any], link: Link) -> dict[str, Any]:
         if self._status() != RUNNING:

@@ -1,0 +1,66 @@
+"""Growing a running VM when a container's limits need more than it has: vCPUs and memory are hot-plugged over
+QMP (the guest's cgroups then enforce the exact limit, as runc's would). VMs never shrink: a lower limit is a
+guest cgroup change only."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from runtime.runvm import log
+
+GUEST_OVERHEAD_MIB = 160
+"""Room the guest kernel and agent need besides the container's own memory."""
+DIMM_STEP_MIB = 128
+
+
+def cpus_needed(res: dict[str, Any]) -> int:
+    cpu = res.get("cpu") or {}
+    need = 1
+    if cpu.get("quota") and cpu.get("quota", 0) > 0 and cpu.get("period"):
+        need = max(need, math.ceil(cpu["quota"] / cpu["period"]))
+    if cpu.get("cpus"):
+        for part in str(cpu["cpus"]).split(","):
+            need = max(need, int(part.split("-")[-1]) + 1)
+    return need
+
+
+def memory_needed_mib(res: dict[str, Any]) -> int:
+    limit = (res.get("memory") or {}).get("limit") or 0
+    return math.ceil(limit / (1 << 20)) + GUEST_OVERHEAD_MIB if limit > 0 else 0
+
+
+async def grow(shim: Any, res: dict[str, Any], max_vcpus: int) -> list[str]:
+    """Hot-plug what res needs; returns warnings for what could not be had (the host has fewer CPUs)."""
+    warnings = []
+    qmp = shim.qmp
+    want_cpus = cpus_needed(res)
+    if want_cpus > max_vcpus:
+        warnings.append(f"asked for {want_cpus} CPUs; the VM can have at most {max_vcpus} (host CPUs)")
+        want_cpus = max_vcpus
+    slots = await qmp.execute("query-hotpluggable-cpus")
+    present = [s for s in slots if s.get("qom-path")]
+    free = [s for s in slots if not s.get("qom-path")]
+    added = 0
+    while len(present) + added < want_cpus and free:
+        slot = free.pop(0)
+        await qmp.execute("device_add", {"driver": slot["type"], "id": f"hcpu{len(present) + added}",
+                                         **slot["props"]})
+        added += 1
+    if added:
+        pinned = bool((res.get("cpu") or {}).get("cpus")) or shim.cpuset_pinned
+        await shim.agent.request({"op": "online_cpus", "want": len(present) + added, "pinned": pinned},
+                                 timeout=30)
+        log.info(f"hot-plugged {added} vCPU(s)")
+    want_mib = memory_needed_mib(res)
+    if want_mib:
+        info = await qmp.execute("query-memory-size-summary")
+        have_mib = (info.get("base-memory", 0) + info.get("plugged-memory", 0)) // (1 << 20)
+        if want_mib > have_mib:
+            step = math.ceil((want_mib - have_mib) / DIMM_STEP_MIB) * DIMM_STEP_MIB
+            n = len(await qmp.execute("query-memory-devices"))
+            await qmp.execute("object-add", {"qom-type": "memory-backend-ram", "id": f"hmem{n}",
+                                             "size": step << 20})
+            await qmp.execute("device_add", {"driver": "pc-dimm", "id": f"hdimm{n}", "memdev": f"hmem{n}"})
+            log.info(f"hot-plugged {step} MiB of memory")
+    return warnings

@@ -1,0 +1,76 @@
+"""runvm networking through Docker: the guest NIC joined to Docker's veth must behave like a runc container's
+eth0, both between containers (an internal user-defined network, names from Docker's embedded DNS) and for a
+published port reached from the host's loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+
+from tests.runvm.conftest import IMAGE, LABEL, wait_log
+
+pytestmark = pytest.mark.docker
+
+
+def httpd(body: str) -> list[str]:
+    """busybox httpd serving /www/f; "ready" once the file exists (httpd -f then listens at once)."""
+    return ["sh", "-c", f"mkdir -p /www && echo {body} > /www/f && echo ready && exec httpd -f -p 8080 -h /www"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_internal_network_peers_reach_each_other_by_name(dk: Any) -> None:
+    """Two runvm containers on `docker network create --internal`: the client resolves the server's name and
+    fetches a file from its httpd."""
+    tag = secrets.token_hex(3)
+    net = dk.networks.create(f"rvt-net-{tag}", driver="bridge", internal=True, labels=LABEL)
+    server = client = None
+    try:
+        server = dk.containers.run(IMAGE, httpd("hello-peer"), runtime="runvm", detach=True, labels=LABEL,
+                                   name=f"rvt-srv-{tag}", network=net.name)
+        assert "ready" in wait_log(server, "ready")
+        fetch = (f"i=0; while [ $i -lt 30 ]; do out=$(printf 'GET /f HTTP/1.0\\r\\n\\r\\n' | nc -w 3 rvt-srv-{tag} "
+                 "8080) && [ -n \"$out\" ] && break; i=$((i+1)); sleep 0.3; done; echo \"$out\"")
+        client = dk.containers.run(IMAGE, ["sh", "-c", fetch], runtime="runvm", detach=True, labels=LABEL,
+                                   network=net.name)
+        assert client.wait(timeout=120)["StatusCode"] == 0
+        reply = client.logs().decode(errors="replace")
+        assert "200 OK" in reply and "hello-peer" in reply, reply
+    finally:
+        for c in (client, server):
+            if c is not None:
+                c.remove(force=True)
+        net.remove()
+
+
+def test_published_port_is_reachable_from_host_loopback(dk: Any) -> None:
+    """-p 127.0.0.1:PORT:8080: the host's loopback reaches httpd in the guest."""
+    port = free_port()
+    server = dk.containers.run(IMAGE, httpd("hello-published"), runtime="runvm", detach=True, labels=LABEL,
+                               ports={"8080/tcp": ("127.0.0.1", port)})
+    try:
+        assert "ready" in wait_log(server, "ready")
+        body, last_error = b"", ""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/f", timeout=5) as resp:
+                    body = resp.read()
+                break
+            except OSError as e:
+                last_error = repr(e)
+                with contextlib.suppress(Exception):
+                    time.sleep(0.3)
+        assert body == b"hello-published\n", last_error
+    finally:
+        server.remove(force=True)
