@@ -36,6 +36,10 @@ class Proc:
     def output_done(self) -> None:
         self.maybe_report()
 
+    def stdio_description(self) -> dict[str, Any]:
+        """What a checkpoint must record to reconnect the process's stdio on restore."""
+        return {"tty": self.tty_master is not None, "pid": self.pid}
+
     def exited(self, status: dict[str, int]) -> None:
         self.status = status
         if self.stdin is not None:
@@ -193,46 +197,63 @@ class Agent:
             entropy.set_clock(int(req["time_ns"]))
         return {}
 
-    async def op_create(self, req: dict[str, Any]) -> dict[str, Any]:
+    async def _prepare(self, req: dict[str, Any]) -> tuple[list[str], Stdio, dict[str, Any]]:
+        """Everything a container needs before its processes exist: the share, NICs, cgroups."""
         if self.init is not None:
             raise ProcessError("this VM already has a container")
-        from agent import libc
-
-        t = [time.monotonic()]
+        from agent import libc, net
 
         if not os.path.ismount(SHARE_DIR):
             os.makedirs(SHARE_DIR, exist_ok=True)
             libc.mount(SHARE_TAG, SHARE_DIR, "9p", 0, req.get("share_options")
                        or "trans=virtio,version=9p2000.L,msize=262144,cache=mmap,access=client")
-        t.append(time.monotonic())
-        from agent import net
-
         for nic in req.get("network") or []:
             await net.configure(nic)
-        for mac in req.get("unused_nics") or []:
-            await net.remove(mac)
-        t.append(time.monotonic())
         self.layout = cgroups.mount_layout(req.get("cgroup_layout") or [])
         self.cgroup = cgroups.Cgroup(self.layout, req.get("cgroup_path") or "/container")
         self.cgroup.create()
         warnings = self.cgroup.apply(((req["spec"].get("linux") or {}).get("resources")) or {})
-        t.append(time.monotonic())
         stdio = Stdio(True) if req.get("tty") else Stdio.pipes()
         cfg = {"spec": req["spec"], "rootfs": os.path.join(SHARE_DIR, req.get("rootfs", "rootfs")),
                "shares": {k: os.path.join(SHARE_DIR, v) for k, v in (req.get("shares") or {}).items()}}
-        spawned = start_init(cfg, stdio, self.cgroup, self.layout)
-        t.append(time.monotonic())
-        self.init = self._register("init", spawned, stdio, req["streams"])
-        if "memory" in self.cgroup.dirs:
+        return warnings, stdio, cfg
+
+    async def _after_start(self, req: dict[str, Any]) -> None:
+        if self.cgroup is not None and "memory" in self.cgroup.dirs:
             with contextlib.suppress(OSError):
                 self.oom_fd = self.cgroup.watch_oom()
                 self.loop.add_reader(self.oom_fd, self._oom)
         if req.get("dns_relay"):
             await self._start_dns_relay(req["dns_relay"])
-        t.append(time.monotonic())
-        steps = ["share", "network", "cgroups", "init", "register"]
-        return {"pid": spawned.pid, "warnings": warnings,
-                "timings": {n: round(b - a, 3) for n, a, b in zip(steps, t, t[1:], strict=False)}}
+
+    async def op_create(self, req: dict[str, Any]) -> dict[str, Any]:
+        warnings, stdio, cfg = await self._prepare(req)
+        assert self.cgroup is not None
+        spawned = start_init(cfg, stdio, self.cgroup, self.layout)
+        self.init = self._register("init", spawned, stdio, req["streams"])
+        await self._after_start(req)
+        return {"pid": spawned.pid, "warnings": warnings}
+
+    async def op_restore(self, req: dict[str, Any]) -> dict[str, Any]:
+        """A container brought back from a checkpoint (CRIU images under the share) instead of created."""
+        from agent import checkpoint
+
+        warnings, stdio, cfg = await self._prepare(req)
+        assert self.cgroup is not None
+        spawned = checkpoint.restore(os.path.join(SHARE_DIR, req["images"]), cfg, stdio, self.cgroup, self.layout)
+        self.init = self._register("init", spawned, stdio, req["streams"])
+        await self._after_start(req)
+        return {"pid": spawned.pid, "warnings": warnings}
+
+    async def op_checkpoint(self, req: dict[str, Any]) -> dict[str, Any]:
+        """CRIU dump of the container into the share; without leave_running the processes end with it."""
+        from agent import checkpoint
+
+        if self.init is None or self.init.status is not None or self.cgroup is None:
+            raise ProcessError("container is not running")
+        info = checkpoint.dump(self.init.pid, os.path.join(SHARE_DIR, req["images"]), self.cgroup,
+                               bool(req.get("leave_running")), self.init.stdio_description())
+        return {"info": info}
 
     async def _start_dns_relay(self, address: str) -> None:
         """Docker's embedded DNS answers on 127.0.0.11 inside the container's netns on the host; the guest's

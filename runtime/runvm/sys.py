@@ -26,6 +26,11 @@ def mount(source: str, target: str, fstype: str | None, flags: int, data: str | 
                        ctypes.c_ulong(flags), data.encode() if data else None), f"mount {source} on {target}")
 
 
+def umount(target: str, flags: int = 2) -> None:
+    """MNT_DETACH by default."""
+    _check(_libc.umount2(target.encode(), flags), f"umount {target}")
+
+
 def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), "unshare")
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
-from runtime.runvm import cgroups
+from runtime.runvm import cgroups, sysctls
 from runtime.runvm import spec as specmod
 from runtime.runvm.commands._common import wait_ready, write_pid_file
 from runtime.runvm.errors import RunvmError
@@ -24,10 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("id")
 
 
-def run(args: argparse.Namespace, ctx: object) -> int:
+def run(args: argparse.Namespace, ctx: object, restore_images: Path | None = None) -> int:
     container_id = check_id(args.id)
     bundle, spec = specmod.load_bundle(args.bundle)
     rootfs = specmod.rootfs_path(bundle, spec)
+    sysctls.check(spec)
     if spec["process"].get("terminal") and not args.console_socket:
         raise RunvmError("process.terminal is true but no --console-socket was given")
     store = ctx.store  # type: ignore[attr-defined]
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace, ctx: object) -> int:
         os.close(r)
         vm_shim.main(vm_shim.Request(id=container_id, state_dir=state_dir, bundle=bundle, spec=spec, rootfs=rootfs,
                                      store=store, ready_fd=w, console_socket=args.console_socket,
-                                     boot=getattr(ctx, "boot", "auto")))
+                                     boot=getattr(ctx, "boot", "auto"), restore_images=restore_images))
     os.close(w)
     try:
         wait_ready(r, pid, "create", CREATE_TIMEOUT)

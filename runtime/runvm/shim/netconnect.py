@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 DEBOUNCE_S = 0.3
 
 
-def _config(v: dict[str, Any]) -> str:
+def config_of(v: dict[str, Any]) -> str:
     return json.dumps({k: v[k] for k in ("mac", "mtu", "addresses", "routes")}, sort_keys=True)
 
 
@@ -35,10 +35,10 @@ async def reconcile(shim: VmShim) -> None:
         known = shim.nics.get(name)
         if known is None:
             await _plug(shim, veth, _wire)
-        elif known.get("config") != _config(veth) and veth["addresses"]:
-            nic = {**_nic(veth, known["guest_mac"])}
+        elif known.get("config") != config_of(veth) and veth["addresses"]:
+            nic = _nic(veth, known["guest_mac"])
             await shim.agent.request({"op": "net_add", "nic": nic}, timeout=30)
-            known.update(nic, config=_config(veth))
+            known.update(nic, guest_mac=veth["mac"], config=config_of(veth))
 
 
 def _nic(veth: dict[str, Any], guest_mac: str) -> dict[str, Any]:
@@ -61,8 +61,9 @@ async def _plug(shim: VmShim, veth: dict[str, Any], wire: Any) -> None:
     await shim.qmp.execute("device_add", {"driver": "virtio-net-pci", "netdev": netdev, "mac": veth["mac"],
                                           "id": dev})
     nic = _nic(veth, veth["mac"])
-    await shim.agent.request({"op": "net_add", "nic": nic}, timeout=30)
-    shim.nics[veth["name"]] = {**nic, "device": dev, "netdev": netdev, "config": _config(veth)}
+    if veth["addresses"]:
+        await shim.agent.request({"op": "net_add", "nic": nic}, timeout=30)
+    shim.nics[veth["name"]] = {**nic, "device": dev, "netdev": netdev, "config": config_of(veth)}
     log.info(f"hot-plugged {dev} for {veth['name']} ({veth['mac']})")
 
 
@@ -87,11 +88,14 @@ async def _unplug(shim: VmShim, name: str) -> None:
 
 async def watch(shim: VmShim) -> None:
     sock = netwatch.subscribe()
+    log.trace("netconnect watching")
     loop = asyncio.get_running_loop()
     changed = asyncio.Event()
 
     def readable() -> None:
-        if netwatch.drain(sock):
+        n = netwatch.drain(sock)
+        log.trace(f"netlink events {n}")
+        if n:
             changed.set()
 
     loop.add_reader(sock.fileno(), readable)
@@ -101,8 +105,11 @@ async def watch(shim: VmShim) -> None:
             await asyncio.sleep(DEBOUNCE_S)
             changed.clear()
             try:
+                log.trace("netconnect reconcile")
                 await reconcile(shim)
+                log.trace(f"netconnect done {sorted(shim.nics)}")
             except Exception as e:
+                log.trace(f"netconnect failed {e!r}")
                 log.warning(f"network change not applied: {e}")
     finally:
         loop.remove_reader(sock.fileno())

@@ -41,6 +41,8 @@ FORWARDED_SIGNALS = [s for s in signal.Signals if s not in (signal.SIGKILL, sign
                                                              signal.SIGWINCH, signal.SIGPIPE, signal.SIGTTIN,
                                                              signal.SIGTTOU, signal.SIGTSTP, signal.SIGCONT)]
 RESTORE_PING_TIMEOUT = 10.0
+IMAGES_DIR = "ckpt"
+"""Where checkpoint images appear inside the share (and so in the guest's /run/share)."""
 STAND_IN_DIR = Path("/run/runvm-stand-ins")
 """Shared by all containers and readable by all: a stand-in runs with its guest process's uid."""
 COLD_PING_TIMEOUT = 120.0
@@ -59,6 +61,8 @@ class Request:
     ready_fd: int
     console_socket: str | None = None
     boot: str = "auto"  # auto | cold
+    restore_images: Path | None = None
+    """Set by `runvm restore`: bring the processes back from these CRIU images instead of creating them."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -244,7 +248,10 @@ class VmShim:
         await forked.call(_wire, TAP, first["name"])
         nic = {"guest_mac": qemu.TEMPLATE_MAC, "mac": first["mac"], "mtu": first["mtu"], "name": first["name"],
                "addresses": first["addresses"], "routes": first["routes"]}
-        self.nics[first["name"]] = {**nic, "device": "nic0"}
+        from runtime.runvm.shim.netconnect import config_of
+
+        # from now on the guest NIC carries the veth's MAC: that is how later changes find it
+        self.nics[first["name"]] = {**nic, "guest_mac": first["mac"], "device": "nic0", "config": config_of(first)}
         return [nic]
 
     def _embedded_dns(self) -> str | None:
@@ -302,16 +309,23 @@ class VmShim:
         streams = self._stdio_setup()
         spec_for_guest = {**self.spec, "mounts": mounts}
         self.dns_server = self._embedded_dns()
+        restoring = self.req.restore_images is not None
+        if restoring:
+            self._bind_images(self.req.restore_images)  # type: ignore[arg-type]
         reply = await self.agent.request({
-            "op": "create", "id": self.req.id, "spec": spec_for_guest, "rootfs": "rootfs", "shares": shares,
+            "op": "restore" if restoring else "create", "images": IMAGES_DIR, "id": self.req.id,
+            "spec": spec_for_guest, "rootfs": "rootfs", "shares": shares,
             "cgroup_layout": cgroups.layout(), "cgroup_path": cgroup_path, "streams": streams, "tty": self.tty,
             "network": nics, "dns_relay": self.dns_server if self.own_netns else None,
-        }, timeout=120)
+        }, timeout=300 if restoring else 120)
         log.trace(f"agent create {reply.get('timings')}")
         for w in reply.get("warnings") or []:
             log.warning(w)
+        if restoring:
+            self._unbind_images()
         self.state = State(
-            id=self.req.id, bundle=str(self.req.bundle), rootfs=str(self.req.rootfs), status=CREATED,
+            id=self.req.id, bundle=str(self.req.bundle), rootfs=str(self.req.rootfs),
+            status=RUNNING if restoring else CREATED,
             pid=os.getpid(), pid_start=proc_start_time(os.getpid()) or 0, created=now_rfc3339(),
             annotations=self.spec.get("annotations") or {}, accel=self.boot_info["accel"],
             boot=self.boot_info["boot"], boot_reason=self.boot_info["reason"], qemu_pid=self.qemu.pid,
@@ -320,6 +334,34 @@ class VmShim:
                    "cgroup_path": cgroup_path},
         )
         self.req.store.save(self.state)
+
+    def _bind_images(self, images: Path) -> None:
+        """CRIU images go through the 9p share: the host directory is bound into it for the duration."""
+        from runtime.runvm.sys import MS_BIND, mount
+
+        images.mkdir(parents=True, exist_ok=True)
+        target = self.d / "share" / IMAGES_DIR
+        target.mkdir(exist_ok=True)
+        mount(str(images), str(target), None, MS_BIND)
+
+    def _unbind_images(self) -> None:
+        from runtime.runvm.sys import umount
+
+        with contextlib.suppress(OSError):
+            umount(str(self.d / "share" / IMAGES_DIR))
+
+    async def op_checkpoint(self, req: dict[str, Any], link: Link) -> dict[str, Any]:
+        if self._status() not in (RUNNING, PAUSED):
+            raise RunvmError(f"cannot checkpoint a container that is {self._status()}")
+        images = Path(req["image_path"])
+        self._bind_images(images)
+        try:
+            reply = await self.agent.request({"op": "checkpoint", "images": IMAGES_DIR,
+                                              "leave_running": bool(req.get("leave_running"))}, timeout=300)
+        finally:
+            self._unbind_images()
+        (images / "runvm.json").write_text(json.dumps({"tty": self.tty, "info": reply.get("info") or {}}))
+        return {}
 
     def _stdio_setup(self) -> dict[str, int]:
         """Host ends of the init process's stdio: fds 0/1/2 as containerd gave them, or a pty for -t."""
@@ -600,6 +642,8 @@ class VmShim:
             return 255
         self._signals()
         self._watch_qemu()
+        if self.req.restore_images is not None and self.stdin_relay is not None:
+            self.stdin_relay.start()
         net_task = loop.create_task(self._watch_network())
         self._ready("ok")
         code = await self.exit_future

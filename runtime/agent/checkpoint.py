@@ -1,0 +1,194 @@
+"""Checkpoint and restore of a container's processes with CRIU inside the guest (the guest runs Debian's 6.1
+kernel, where CRIU works; QEMU cannot snapshot a VM while its 9p share is mounted).
+
+What CRIU cannot know by itself, and how it is told:
+- the container's root is a bind of a directory of the 9p share: CRIU never dumps the tree's root mount; at
+  restore `--root` names the (new) rootfs, bound on a private mount point because CRIU wants a mount point;
+- the other 9p mounts (bind sources such as /etc/hosts) and the cgroup binds have no root mount in the
+  container's namespace: they are external (`--external mnt[DEST]:DEST`) and re-bound at restore from the new
+  VM's share and cgroups;
+- stdio pipes have their other end in the agent: CRIU dumps them as pipes; at restore the agent's fresh pipes
+  replace them (`--inherit-fd`), so output reaches the new VM's streams and Docker's logs;
+- cgroups: the restore runs from inside the container's guest cgroup with `--manage-cgroups=ignore`, so the
+  restored tasks are born there;
+- the network namespace is the guest's own one, which CRIU leaves alone (the restored tasks use the new VM's).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from agent import libc
+from agent.cgroups import Cgroup
+from agent.process import ProcessError, Spawned, Stdio
+
+CRIU = "criu"
+WORK = "/run/vmparity-criu"
+"""Guest-local scratch for restores (CRIU's work dir, logs, the bound root): the images dir is Docker's."""
+INFO_FILE = "runvm.json"
+"""Written by the host next to the images: {"tty": ..., "info": what dump() returned}."""
+EXTERNAL_FS = {"9p", "cgroup", "cgroup2"}
+"""Mounts in the container whose file system has no root mount in its namespace: CRIU must treat them as
+external bind mounts (the container root itself, also 9p, is the tree's root and handled by --root)."""
+VERBOSITY = "-v4"
+
+
+@dataclass
+class Mount:
+    mount_id: int
+    parent_id: int
+    root: str
+    mountpoint: str
+    fstype: str
+    source: str
+
+
+def _unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as octal."""
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and i + 4 <= len(field) and field[i + 1:i + 4].isdigit():
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def mountinfo(pid: int) -> list[Mount]:
+    mounts = []
+    with open(f"/proc/{pid}/mountinfo") as f:
+        for line in f:
+            pre, _sep, post = line.partition(" - ")
+            fields, tail = pre.split(), post.split()
+            mounts.append(Mount(int(fields[0]), int(fields[1]), _unescape(fields[3]), _unescape(fields[4]),
+                                tail[0], _unescape(tail[1]) if len(tail) > 1 else ""))
+    return mounts
+
+
+def _externals(mounts: list[Mount]) -> dict[str, dict[str, str]]:
+    """Mountpoint -> what it was (file system and root) for every mount CRIU must leave to us."""
+    return {m.mountpoint: {"fstype": m.fstype, "root": m.root}
+            for m in mounts if m.fstype in EXTERNAL_FS and m.mountpoint != "/"}
+
+
+def _stdio_files(pid: int) -> dict[str, str]:
+    """fd number -> CRIU's name of the file ("pipe:[N]") for the init's fds 0-2 that are pipes."""
+    out = {}
+    for fd in (0, 1, 2):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("pipe:["):
+                out[str(fd)] = target
+    return out
+
+
+def _log_errors(path: str, limit: int = 6) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            lines = [ln.strip() for ln in f if "Error" in ln or "error" in ln.split(":", 1)[0]]
+    except OSError:
+        return ""
+    return " | ".join(lines[-limit:])
+
+
+def _run(args: list[str], log_path: str, what: str, **popen: Any) -> None:
+    """Run CRIU to completion; a failure becomes a ProcessError quoting the Error lines of its log."""
+    started = time.monotonic()
+    proc = subprocess.run([CRIU, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, check=False, **popen)
+    _log(f"criu {what}: exit {proc.returncode} in {time.monotonic() - started:.2f}s")
+    if proc.returncode != 0:
+        detail = _log_errors(log_path) or proc.stdout.decode(errors="replace").strip()[-600:]
+        raise ProcessError(f"criu {what} failed (exit {proc.returncode}; log {log_path}): {detail}")
+
+
+def _log(msg: str) -> None:
+    with contextlib.suppress(OSError), open("/dev/kmsg", "w") as f:
+        f.write(f"vmparity-agent: {msg}\n")
+
+
+def dump(init_pid: int, images: str, cgroup: Cgroup, leave_running: bool, stdio: dict[str, Any]) -> dict[str, Any]:
+    """CRIU-dump the container's process tree (rooted at its init) into images; returns what restore needs."""
+    if stdio.get("tty"):
+        raise ProcessError("checkpoint of a container with a terminal (-t) is not supported by runvm")
+    os.makedirs(images, exist_ok=True)
+    externals = _externals(mountinfo(init_pid))
+    args = ["dump", "--tree", str(init_pid), "--images-dir", images, "--log-file", "dump.log", VERBOSITY]
+    for mountpoint in externals:
+        args += ["--external", f"mnt[{mountpoint}]:{mountpoint}"]
+    if "freezer" in cgroup.dirs:
+        args += ["--freeze-cgroup", cgroup.dirs["freezer"]]
+    if leave_running:
+        args.append("--leave-running")
+    info = {"version": 1, "stdio": _stdio_files(init_pid), "externals": externals, "cgroup": cgroup.path}
+    _run(args, os.path.join(images, "dump.log"), "dump")
+    return info
+
+
+def _external_source(mountpoint: str, ext: dict[str, str], cfg: dict[str, Any], cgroup: Cgroup) -> str:
+    """Where an external mount comes from in this VM: the spec's bind source in the share, or the guest's own
+    cgroup hierarchy (the container's cgroup in it)."""
+    if ext["fstype"] == "9p":
+        shares = cfg.get("shares") or {}
+        for m in (cfg["spec"].get("mounts") or []):
+            if m.get("destination") == mountpoint and m.get("source") in shares:
+                return shares[m["source"]]
+        # not in this spec: the same path in the share as at dump time
+        return os.path.join(os.path.dirname(cfg["rootfs"]), ext["root"].lstrip("/"))
+    name = os.path.basename(mountpoint)
+    base = os.path.join("/sys/fs/cgroup", name)
+    if ext["fstype"] == "cgroup2":
+        return base
+    return os.path.join(base, cgroup.path.lstrip("/"))
+
+
+def restore(images: str, cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layout: list[dict[str, str]]) -> Spawned:
+    """CRIU-restore the dumped tree into this VM: the new rootfs, this VM's share and cgroups, the agent's pipes."""
+    if stdio.tty:
+        raise ProcessError("restore of a container with a terminal (-t) is not supported by runvm")
+    try:
+        with open(os.path.join(images, INFO_FILE)) as f:
+            info = json.load(f).get("info") or {}
+    except (OSError, ValueError) as e:
+        raise ProcessError(f"no usable {INFO_FILE} in the checkpoint: {e}") from e
+    os.makedirs(WORK, exist_ok=True)
+    root = os.path.join(WORK, "root")
+    os.makedirs(root, exist_ok=True)
+    pidfile = os.path.join(WORK, "restore.pid")
+    log_path = os.path.join(WORK, "restore.log")
+    for stale in (pidfile, log_path):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(stale)
+    args = ["restore", "--images-dir", images, "--work-dir", WORK, "--log-file", log_path, VERBOSITY,
+            "--restore-detached", "--pidfile", pidfile, "--root", root, "--manage-cgroups=ignore"]
+    for mountpoint, ext in (info.get("externals") or {}).items():
+        args += ["--external", f"mnt[{mountpoint}]:{_external_source(mountpoint, ext, cfg, cgroup)}"]
+    fds = dict(zip(("0", "1", "2"), stdio.child_fds, strict=True))
+    for n, name in (info.get("stdio") or {}).items():
+        if n in fds:
+            args += ["--inherit-fd", f"fd[{fds[n]}]:{name}"]
+
+    def in_child() -> None:
+        # Born in the container's cgroup, so CRIU's (ignored) cgroups are the right ones for the tasks; the
+        # root bind lives in a private mount namespace and disappears with CRIU.
+        cgroup.join()
+        libc.unshare(libc.CLONE_NEWNS)
+        libc.mount("", "/", None, libc.MS_REC | libc.MS_PRIVATE)
+        libc.mount(cfg["rootfs"], root, None, libc.MS_BIND | libc.MS_REC)
+
+    _run(args, log_path, "restore", pass_fds=stdio.child_fds, preexec_fn=in_child)
+    with open(pidfile) as f:
+        pid = int(f.read().strip())
+    stdio.close_child_ends()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    theirs.close()
+    return Spawned(pid, ours)
