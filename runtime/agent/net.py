@@ -1,25 +1,86 @@
 """The guest's NICs, configured from what Docker set up on the veths in the container's netns on the host.
 
-pyroute2's asynchronous API: the agent is one asyncio loop, and the synchronous one would start another."""
+One `ip -batch` run (iproute2 in the guest image, started with posix_spawn): under emulation a dozen netlink
+round trips through a Python netlink library cost 150-250 ms per container; iproute2 does the same in one
+process for a fraction of that."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import ipaddress
+import os
+import socket
+import struct
+import tempfile
 from typing import Any
 
-from pyroute2 import AsyncIPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+IP = "/usr/sbin/ip" if os.path.exists("/usr/sbin/ip") else "/sbin/ip"
+SYS_NET = "/sys/class/net"
 
 
-async def _find(ipr: AsyncIPRoute, mac: str, timeout: float) -> int:
+def _by_mac() -> dict[str, str]:
+    found = {}
+    for name in os.listdir(SYS_NET):
+        try:
+            with open(os.path.join(SYS_NET, name, "address")) as f:
+                found[f.read().strip().lower()] = name
+        except OSError:
+            continue
+    return found
+
+
+def run_batch(commands: list[str]) -> None:
+    """Run iproute2 commands in one process; raise with ip's own words when one fails."""
+    with tempfile.NamedTemporaryFile("w", dir="/run", suffix=".ip", delete=False) as f:
+        f.write("\n".join(commands) + "\n")
+    err_path = f.name + ".err"
+    try:
+        actions = [(os.POSIX_SPAWN_OPEN, 2, err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                   (os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0)]
+        pid = os.posix_spawn(IP, ["ip", "-batch", f.name], {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                             file_actions=actions)
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            with open(err_path) as e:
+                raise OSError(f"ip: {e.read().strip()}")
+    finally:
+        for p in (f.name, err_path):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p)
+
+
+def _operstate(name: str) -> str:
+    try:
+        with open(os.path.join(SYS_NET, name, "flags")) as f:
+            return "up" if int(f.read(), 16) & 1 else "down"
+    except OSError:
+        return "unknown"
+
+
+def _has_addresses(name: str) -> bool:
+    """Whether the interface has an IPv4 address (SIOCGIFADDR fails when it has none)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))  # SIOCGIFADDR
+            return True
+        except OSError:
+            return False
+
+
+def _network_of(cidr: str) -> str:
+    return str(ipaddress.ip_interface(cidr).network)
+
+
+async def _find(mac: str, timeout: float) -> str:
     """The NIC with this MAC (hot-plugged ones take a moment to appear)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        async for link in await ipr.get_links():
-            if (link.get("address") or "").lower() == mac.lower():
-                return link["index"]
+        name = _by_mac().get(mac.lower())
+        if name:
+            return name
         if loop.time() > deadline:
             raise LookupError(f"no guest NIC with MAC {mac}")
         await asyncio.sleep(0.02)
@@ -27,51 +88,46 @@ async def _find(ipr: AsyncIPRoute, mac: str, timeout: float) -> int:
 
 async def configure(nic: dict[str, Any], timeout: float = 10.0) -> str:
     """nic: guest_mac (the MAC QEMU gave it), mac, mtu, name, addresses ["a.b.c.d/len"], routes."""
-    async with AsyncIPRoute() as ipr:
-        idx = await _find(ipr, nic["guest_mac"], timeout)
-        await ipr.link("set", index=idx, state="down")
-        changes: dict[str, Any] = {}
-        if nic.get("mac") and nic["mac"].lower() != nic["guest_mac"].lower():
-            changes["address"] = nic["mac"]
-        if nic.get("mtu"):
-            changes["mtu"] = nic["mtu"]
-        current = [link async for link in await ipr.get_links(idx)][0].get("ifname")  # noqa: RUF015
-        if nic.get("name") and current != nic["name"]:
-            clash = await ipr.link_lookup(ifname=nic["name"])
-            if clash:
-                await ipr.link("set", index=clash[0], ifname=f"old{clash[0]}")
-            changes["ifname"] = nic["name"]
-        if changes:
-            await ipr.link("set", index=idx, **changes)
-        await ipr.flush_addr(index=idx)
-        for cidr in nic.get("addresses") or []:
-            addr, plen = cidr.split("/")
-            await ipr.addr("add", index=idx, address=addr, prefixlen=int(plen), family=10 if ":" in addr else 2)
-        await ipr.link("set", index=idx, state="up")
-        # gateway-less (link) routes first, so gateways are reachable when their routes go in
-        for route in sorted(nic.get("routes") or [], key=lambda r: r.get("gateway") is not None):
-            kw: dict[str, Any] = {"oif": idx}
-            if route.get("dst") and route["dst"] != "default":
-                kw["dst"] = route["dst"]
-            if route.get("gateway"):
-                kw["gateway"] = route["gateway"]
-            else:
-                kw["scope"] = 253  # link: a gateway-less route must not hide the on-link prefix
-            if route.get("family") == 10:
-                kw["family"] = 10
-            try:
-                await ipr.route("replace", **kw)
-            except NetlinkError as e:
-                if e.code != 17:  # a route the kernel already derived from the address
-                    raise
-        return [link async for link in await ipr.get_links(idx)][0].get("ifname")  # noqa: RUF015
+    current = await _find(nic["guest_mac"], timeout)
+    name = nic.get("name") or current
+    fresh = _operstate(current) == "down" and not _has_addresses(current)
+    cmds = [] if fresh else [f"link set dev {current} down"]
+    if name != current and os.path.exists(os.path.join(SYS_NET, name)):
+        cmds += [f"link set dev {name} down", f"link set dev {name} name old-{name}"]
+    change = []
+    if nic.get("mac") and nic["mac"].lower() != nic["guest_mac"].lower():
+        change.append(f"address {nic['mac']}")
+    if nic.get("mtu"):
+        change.append(f"mtu {int(nic['mtu'])}")
+    if name != current:
+        change.append(f"name {name}")
+    if change:
+        cmds.append(f"link set dev {current} {' '.join(change)}")
+    if not fresh:
+        cmds.append(f"addr flush dev {name}")
+    cmds += [f"addr add {cidr} dev {name}" for cidr in nic.get("addresses") or []]
+    cmds.append(f"link set dev {name} up")
+    connected = {_network_of(cidr) for cidr in nic.get("addresses") or []}
+    # gateway-less (link) routes first, so gateways are reachable when their routes go in; the kernel already
+    # made the routes of the addresses' own subnets
+    for route in sorted(nic.get("routes") or [], key=lambda r: r.get("gateway") is not None):
+        if not route.get("gateway") and route.get("dst") in connected:
+            continue
+        family = "-6 " if route.get("family") == 10 else ""
+        dst = route.get("dst") or "default"
+        via = f" via {route['gateway']}" if route.get("gateway") else " scope link"
+        cmds.append(f"{family}route replace {dst} dev {name}{via}")
+    run_batch(cmds)
+    return name
 
 
 async def remove(mac: str) -> None:
     """Before the host unplugs a NIC (or a VM has no network): nothing may keep using it."""
-    async with AsyncIPRoute() as ipr:
-        async for link in await ipr.get_links():
-            if (link.get("address") or "").lower() == mac.lower():
-                with contextlib.suppress(NetlinkError):
-                    await ipr.flush_addr(index=link["index"])
-                await ipr.link("set", index=link["index"], state="down")
+    name = _by_mac().get(mac.lower())
+    if name:
+        run_batch([f"addr flush dev {name}", f"link set dev {name} down"])
+
+
+async def warm() -> None:
+    """Run iproute2 once before the template snapshot, so its binary and libraries are in the page cache."""
+    run_batch(["link show dev lo"])

@@ -240,6 +240,10 @@ def start_init(cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layout: list[d
                 with open("/proc/self/oom_score_adj", "w") as f:
                     f.write(str(proc["oomScoreAdj"]))
             _rlimits(proc)
+            if not stdio.tty:
+                # As runc: the container's init leads its own session (with a tty, _stdio_in_child does it).
+                # CRIU refuses to dump a tree whose session leader is outside its pid namespace.
+                os.setsid()
             _stdio_in_child(stdio, child, proc.get("consoleSize"))
             args = proc.get("args") or []
             if not args:

@@ -235,21 +235,33 @@ class VmShim:
                 await asyncio.sleep(0.05)
         await self.agent.request({"op": "prepare", "time_ns": time.time_ns(),
                                   "seed": base64.b64encode(os.urandom(64)).decode()})
+        if timeout == COLD_PING_TIMEOUT:  # a cold guest has not had the template's warm-up
+            await self.agent.request({"op": "warm", "cgroup_layout": cgroups.layout()}, timeout=120)
 
     async def _network(self, hooks_task: asyncio.Task[None]) -> list[dict[str, Any]]:
-        """After Docker's hook has put the veth in our netns: join it to the tap; the guest NIC gets its config."""
-        await hooks_task
+        """Once Docker's hook has put the veth in our netns: join it to the tap; the guest NIC gets its config.
+        The plumbing child is forked (and imports pyroute2) right away, and waits for the hook to finish."""
         if not self.own_netns:
+            await hooks_task
             return []
-        found = (await forked.call(_list_veths))["veths"]
-        if not found:
+        go_r, go_w = os.pipe()
+        plumbing = asyncio.get_running_loop().create_task(forked.call(_plumb_first_veth, go_r, TAP))
+        try:
+            await hooks_task
+        finally:
+            with contextlib.suppress(OSError):
+                os.write(go_w, b"g")
+            os.close(go_w)
+        try:
+            first = await plumbing
+        finally:
+            os.close(go_r)
+        if first is None:
             return []
-        first = found[0]
-        await forked.call(_wire, TAP, first["name"])
-        nic = {"guest_mac": qemu.TEMPLATE_MAC, "mac": first["mac"], "mtu": first["mtu"], "name": first["name"],
-               "addresses": first["addresses"], "routes": first["routes"]}
         from runtime.runvm.shim.netconnect import config_of
 
+        nic = {"guest_mac": qemu.TEMPLATE_MAC, "mac": first["mac"], "mtu": first["mtu"], "name": first["name"],
+               "addresses": first["addresses"], "routes": first["routes"]}
         # from now on the guest NIC carries the veth's MAC: that is how later changes find it
         self.nics[first["name"]] = {**nic, "guest_mac": first["mac"], "device": "nic0", "config": config_of(first)}
         return [nic]
@@ -288,6 +300,7 @@ class VmShim:
         hook_list = hooks.of(self.spec, "prestart", "createRuntime")
         hooks_task = loop.create_task(asyncio.to_thread(hooks.run, hook_list, oci_state, self._in_host_namespaces)
                                       if hook_list else asyncio.sleep(0))
+        network_task = loop.create_task(self._network(hooks_task))
         try:
             vm_task = loop.create_task(self._start_vm(tap_fd))
             mounts, shares = self._shares()
@@ -295,13 +308,11 @@ class VmShim:
             await vm_task
             log.trace("vm ready")
         except BaseException:
-            hooks_task.cancel()
+            network_task.cancel()
             raise
         finally:
             if tap_fd is not None:
                 os.close(tap_fd)  # QEMU has its own copy
-        nics = await self._network(hooks_task)
-        log.trace("network")
         from runtime.runvm.shim import resize
 
         for w in await resize.grow(self, self.linux.get("resources") or {}, self.max_vcpus):
@@ -312,13 +323,25 @@ class VmShim:
         restoring = self.req.restore_images is not None
         if restoring:
             self._bind_images(self.req.restore_images)  # type: ignore[arg-type]
-        reply = await self.agent.request({
+        # the guest builds the container while the host finishes the network; the NIC is configured before
+        # create returns, so the process (held until start) never runs without it
+        create = loop.create_task(self.agent.request({
             "op": "restore" if restoring else "create", "images": IMAGES_DIR, "id": self.req.id,
             "spec": spec_for_guest, "rootfs": "rootfs", "shares": shares,
             "cgroup_layout": cgroups.layout(), "cgroup_path": cgroup_path, "streams": streams, "tty": self.tty,
-            "network": nics, "dns_relay": self.dns_server if self.own_netns else None,
-        }, timeout=300 if restoring else 120)
+            "dns_relay": self.dns_server if self.own_netns else None,
+        }, timeout=300 if restoring else 120))
+        try:
+            nics = await network_task
+            log.trace("network")
+        except BaseException:
+            create.cancel()
+            raise
+        reply = await create
         log.trace(f"agent create {reply.get('timings')}")
+        for nic in nics:
+            await self.agent.request({"op": "net_add", "nic": nic}, timeout=30)
+        log.trace("nics")
         for w in reply.get("warnings") or []:
             log.warning(w)
         if restoring:
@@ -673,6 +696,21 @@ def fcntl_ctty(fd: int) -> None:
 
     with contextlib.suppress(OSError):
         fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
+
+
+def _plumb_first_veth(go_fd: int, tap: str) -> dict[str, Any] | None:
+    """In the forked child: import pyroute2 while the hook runs, then wire the first veth to the tap."""
+    from pyroute2 import IPRoute
+
+    from runtime.runvm.net import plumb
+
+    os.read(go_fd, 1)
+    with IPRoute() as ipr:
+        found = plumb.veths(ipr)
+    if not found:
+        return None
+    plumb.wire(tap, found[0])
+    return found[0]
 
 
 def _list_veths() -> dict[str, Any]:

@@ -15,7 +15,9 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from runtime.runvm import cgroups
 from runtime.runvm.errors import RunvmError
 from runtime.runvm.vm import qemu, qmp
 
@@ -51,7 +53,9 @@ def _qemu_version() -> str:
 
 
 def key_for(artifacts_key: str, size: qemu.Size, accel: str, cmdline: str) -> str:
-    text = "|".join([artifacts_key, size.key(), accel, qemu.LAYOUT_VERSION, _qemu_version(), cmdline])
+    """Everything the saved guest depends on, including the host's cgroup layout it has mounted."""
+    layout = json.dumps(cgroups.layout(), sort_keys=True)
+    text = "|".join([artifacts_key, size.key(), accel, qemu.LAYOUT_VERSION, _qemu_version(), cmdline, layout])
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -93,7 +97,8 @@ def discard(key: str, reason: str) -> None:
             shutil.rmtree(dst, ignore_errors=True)
 
 
-async def _ping(sock: Path, timeout: float) -> None:
+async def _ping(sock: Path, timeout: float, warm: dict[str, Any] | None = None) -> None:
+    """Wait for the agent; with `warm`, also have it do the per-container work that can be done in advance."""
     from runtime.runvm.shim.link import Link
 
     deadline = asyncio.get_running_loop().time() + timeout
@@ -103,6 +108,8 @@ async def _ping(sock: Path, timeout: float) -> None:
             link = Link(reader, writer, name="agent")
             try:
                 await link.request({"op": "ping"}, timeout=max(1.0, deadline - asyncio.get_running_loop().time()))
+                if warm is not None:
+                    await link.request({"op": "warm", **warm}, timeout=120)
                 return
             finally:
                 link.close()
@@ -131,7 +138,7 @@ async def build(key: str, base: qemu.VMConfig) -> Template:
         proc = qemu.launch(cfg, tmp / "qemu.log")
         try:
             client = await qmp.connect(cfg.qmp_sock, alive=lambda: proc.poll() is None)
-            await _ping(cfg.agent_sock, PING_TIMEOUT_COLD)
+            await _ping(cfg.agent_sock, PING_TIMEOUT_COLD, warm={"cgroup_layout": cgroups.layout()})
             await qmp.save(client, tmp / "state")
             with contextlib.suppress(Exception):
                 await client.execute("quit")
