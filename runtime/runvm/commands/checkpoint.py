@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 from runtime.runvm.errors import RunvmError
 from runtime.runvm.shim import control
-from runtime.runvm.state import PAUSED, RUNNING, check_id
+from runtime.runvm.state import PAUSED, RUNNING, State, check_id
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,4 +30,15 @@ def run(args: argparse.Namespace, ctx: object) -> int:
         raise RunvmError(f"cannot checkpoint a container that is {st.effective_status()}")
     control.request(store.sock_dir(args.id), {"op": "checkpoint", "image_path": args.image_path,
                                               "leave_running": args.leave_running}, timeout=600)
+    if not args.leave_running:
+        _wait_stopped(st)
     return 0
+
+
+def _wait_stopped(st: State, timeout: float = 30.0) -> None:
+    """As with runc, the container's process must be gone when the command returns (CRIU killed the guest
+    processes; the vm-shim follows within moments). containerd's shim then reports the exit as soon as this call
+    returns, before the resume that follows every checkpoint: Docker does not see a paused, dead container."""
+    deadline = time.monotonic() + timeout
+    while st.alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
