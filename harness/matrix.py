@@ -165,13 +165,6 @@ def _cell_view(scenario: str, runtime: RuntimeView, record: dict[str, Any] | Non
                     record.get("reason"))
 
 
-def _expectation(entry: dict[str, Any], runtime: str) -> Expectation | None:
-    exp = (entry.get("expect") or {}).get(runtime)
-    if exp is None:
-        return None
-    return Expectation(Outcome(exp["outcome"]), exp["reason"], exp.get("link"))
-
-
 def _unregistered_entry(scenario_id: str) -> dict[str, Any]:
     return {"id": scenario_id, "title": scenario_id, "section": UNREGISTERED, "severity": "MAY",
             "summary": "No registry entry.", "expect": {}}
@@ -192,7 +185,9 @@ def build(registry: Registry, doc: dict[str, Any]) -> Matrix:
     grouped: dict[str, dict[str, list[ScenarioView]]] = {}
     for e in entries:
         area = e["id"].split("/", 1)[0]
-        cells = tuple(_cell_view(e["id"], r, records.get((e["id"], r.name)), _expectation(e, r.name))
+        registered = e["id"] in known
+        cells = tuple(_cell_view(e["id"], r, records.get((e["id"], r.name)),
+                                 registry.expectation(e["id"], r.name) if registered else None)
                       for r in runtimes)
         view = ScenarioView(
             id=e["id"], title=e["title"], section=e["section"], area=area, severity=e["severity"],

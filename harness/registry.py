@@ -35,7 +35,9 @@ class Registry:
                            "(title, section, severity, summary, expect)") from None
 
     def expectation(self, scenario_id: str, runtime: str) -> Expectation | None:
-        exp = self.scenario(scenario_id).get("expect", {}).get(runtime)
+        expect = self.scenario(scenario_id).get("expect", {})
+        like = ((self.raw.get("runtimes") or {}).get(runtime) or {}).get("expect_like")
+        exp = expect.get(runtime) or (expect.get(like) if like else None)
         if exp is None:
             return None
         return Expectation(Outcome(exp["outcome"]), exp["reason"], exp.get("link"))

@@ -43,14 +43,16 @@ def discover(info: dict[str, Any]) -> dict[str, RuntimeInfo]:
     return found
 
 
-def select(available: dict[str, RuntimeInfo], requested: list[str], baseline: str) -> list[str]:
-    """The targets of a run: what was asked for (default: all), always with the baseline as its own A/A target."""
+def select(available: dict[str, RuntimeInfo], requested: list[str], baseline: str,
+           opt_in: frozenset[str] = frozenset()) -> list[str]:
+    """The targets of a run: what was asked for (default: all but the opt-in ones), always with the baseline
+    as its own A/A target."""
     unknown = [r for r in [*requested, baseline] if r not in available]
     if unknown:
         raise UnknownRuntime(
             f"unknown runtime(s): {', '.join(unknown)}; the Docker daemon has: {', '.join(sorted(available))} "
             "(register others in /etc/docker/daemon.json under \"runtimes\")")
-    targets = list(dict.fromkeys(requested or sorted(available)))
+    targets = list(dict.fromkeys(requested or sorted(r for r in available if r not in opt_in)))
     if baseline not in targets:
         targets.insert(0, baseline)
     return [baseline, *[t for t in targets if t != baseline]]

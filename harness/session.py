@@ -45,7 +45,9 @@ class Session:
             raise SystemExit(f"vmparity: cannot reach the Docker daemon at {paths.DOCKER_SOCK} ({e}); "
                              "run scripts/setup-host (or ./run tests) first") from e
         self.available = runtimes.discover(info)
-        self.targets = runtimes.select(self.available, options.runtimes, options.baseline)
+        self.registry = registry.load()
+        opt_in = frozenset(n for n, r in (self.registry.raw.get("runtimes") or {}).items() if r.get("opt_in"))
+        self.targets = runtimes.select(self.available, options.runtimes, options.baseline, opt_in)
         self.baseline = options.baseline
         if options.run_dir is not None:
             self.run_dir = options.run_dir.resolve()
@@ -62,7 +64,6 @@ class Session:
             self.client.images.get(self.image)
         except docker.errors.ImageNotFound as e:
             raise SystemExit(f"vmparity: the test image {self.image} is missing; run scripts/setup-host") from e
-        self.registry = registry.load()
         opts: dict[str, Any] = {
             "baseline": self.baseline, "targets": self.targets, "repeat": options.repeat,
             "examples": options.examples, "slow_examples": options.slow_examples, "profile": options.profile,

@@ -25,6 +25,15 @@ def main(argv: list[str] | None = None) -> int:
         from runtime.guest import build
 
         print(f"setup: runvm guest {build.ensure(log=print)}")
+        import subprocess
+
+        from harness import paths
+
+        built = subprocess.run([str(paths.RUNVM_BIN), "template", "build"], capture_output=True, text=True)
+        if built.returncode != 0:
+            print(f"setup: runvm template build failed:\n{built.stderr[-3000:]}", file=sys.stderr)
+            return 1
+        print(f"setup: runvm template {built.stdout.strip()}")
     runtimes = sorted(client.info().get("Runtimes", {}))
     print(f"setup: runtimes registered with dockerd: {', '.join(runtimes)}")
     return 0

@@ -20,6 +20,8 @@ def wanted_runtimes() -> dict[str, dict]:
     if Path("/usr/bin/runsc").exists():
         runtimes["runsc"] = {"path": "/usr/bin/runsc", "runtimeArgs": list(RUNSC_ARGS)}
     runtimes["runvm"] = {"path": str(paths.RUNVM_BIN)}
+    # the same runtime without VM templating, so the suite can show both start paths behave the same
+    runtimes["runvm-cold"] = {"path": str(paths.RUNVM_BIN), "runtimeArgs": ["--boot=cold"]}
     return runtimes
 
 
