@@ -140,6 +140,7 @@ class Runvm:
     log: Path
     workdir: Path
     created: list[str] = field(default_factory=list)
+    attempted: list[str] = field(default_factory=list)
 
     def argv(self, *args: str) -> list[str]:
         return [RUNVM, "--root", str(self.root), "--log", str(self.log), "--log-format", "json", *args]
@@ -149,12 +150,15 @@ class Runvm:
         return subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)
 
-    def create(self, cid: str, bundle: Path, *extra: str, flag: str = "--bundle") -> tuple[int, Path, Path]:
-        """`create` with the shim's stdio on files, as containerd gives it pipes; returns (rc, stdout, stderr)."""
+    def create(self, cid: str, bundle: Path, *extra: str, flag: str = "--bundle",
+               stdin: int = subprocess.DEVNULL) -> tuple[int, Path, Path]:
+        """`create` with the shim's stdout/stderr on files and stdin /dev/null (what containerd gives a container
+        without -i) unless told; returns (rc, stdout path, stderr path)."""
         out, err = self.workdir / f"{cid}.out", self.workdir / f"{cid}.err"
         with open(out, "wb") as o, open(err, "wb") as e:
-            rc = subprocess.run(self.argv("create", flag, str(bundle), *extra, cid), stdin=subprocess.DEVNULL,
+            rc = subprocess.run(self.argv("create", flag, str(bundle), *extra, cid), stdin=stdin,
                                 stdout=o, stderr=e, timeout=240).returncode
+        self.attempted.append(cid)
         if rc == 0:
             self.created.append(cid)
         return rc, out, err
@@ -213,7 +217,7 @@ def make_bundle(tmp_path: Path, rootfs: Path, runc_spec: dict[str, Any]) -> Bund
     """make_bundle(name, args, **edits): a bundle dir whose config.json runs args (no tty) on the shared rootfs."""
 
     def make(name: str, args: list[str], sysctl: dict[str, str] | None = None,
-             cgroups_path: str | None = None) -> Path:
+             cgroups_path: str | None = None, annotations: dict[str, str] | None = None) -> Path:
         spec = json.loads(json.dumps(runc_spec))
         spec["root"] = {"path": str(rootfs), "readonly": False}
         spec["process"]["terminal"] = False
@@ -222,6 +226,8 @@ def make_bundle(tmp_path: Path, rootfs: Path, runc_spec: dict[str, Any]) -> Bund
             spec["linux"]["sysctl"] = sysctl
         if cgroups_path:
             spec["linux"]["cgroupsPath"] = cgroups_path
+        if annotations:
+            spec["annotations"] = annotations
         b = tmp_path / "bundles" / name
         b.mkdir(parents=True)
         (b / "config.json").write_text(json.dumps(spec, indent=1))
@@ -237,7 +243,7 @@ def runvm(tmp_path: Path) -> Iterator[Runvm]:
     yield rv
     for cid in rv.created:
         rv("delete", "--force", cid)
-    for cid in rv.created:  # runvm can leave empty cgroup dirs behind (a reported bug): ours, remove them
+    for cid in {*rv.created, *rv.attempted}:  # runvm can leave empty cgroup dirs behind (reported bugs): ours
         for parent in ("runvm", TEST_CGROUP_PARENT):
             for d in cgroup_dirs(f"{parent}/{cid}"):
                 _rmdir_soon(d)

@@ -99,7 +99,11 @@ def test_lifecycle_create_start_state_kill_delete(runvm: Runvm, make_bundle: Bun
     cgroup = f"/{TEST_CGROUP_PARENT}/{cid}"  # the fixture removes the parent (runc leaves parents too)
     bundle = make_bundle(cid, ["sh", "-c", f"trap 'echo got-term' TERM; echo started; {LOOP}"], cgroups_path=cgroup)
     pid_file = runvm.workdir / "init.pid"
-    rc, out, _ = runvm.create(cid, bundle, "--pid-file", str(pid_file))
+    stdin_r, stdin_w = os.pipe()  # stdin a pipe, as for `docker run -i` (/dev/null: see the test below)
+    try:
+        rc, out, _ = runvm.create(cid, bundle, "--pid-file", str(pid_file), stdin=stdin_r)
+    finally:
+        os.close(stdin_r)
     assert rc == 0, runvm.errors()
     pid = int(pid_file.read_text())
     st = runvm.state(cid)
@@ -128,13 +132,42 @@ def test_lifecycle_create_start_state_kill_delete(runvm: Runvm, make_bundle: Bun
     assert runvm.state(cid)["status"] == "running"  # the trap handled it
     assert runvm("kill", cid, "KILL").returncode == 0
     st = runvm.wait_status(cid, "stopped")
+    os.close(stdin_w)
     assert (st["status"], st["pid"]) == ("stopped", 0)
     assert wait_exit(pid) == 128 + signal.SIGKILL
+    assert runvm.state(cid)["runvm"]["exit_code"] == 128 + signal.SIGKILL
     assert runvm("delete", cid).returncode == 0, runvm.errors()
     gone = runvm("state", cid)
     assert gone.returncode != 0
     assert_error_logged(runvm, "does not exist")
     assert_nothing_left(runvm, cid, cgroup)
+
+
+@pytest.mark.xfail(strict=True, reason="runvm bug: with stdin /dev/null (not pollable) the FdToStream pump hits EOF "
+                   "and finish() closes fd 0 at once; at exit _drain_outputs() calls stdin_relay.stop(), which closes "
+                   "fd 0 again although a later open has reused it (e.g. an accepted control connection); the "
+                   "state file write then fails with EBADF ('shim failure ... OSError: [Errno 9] Bad file "
+                   "descriptor' in --log), the vm-shim exits 255 instead of 137 and never records the stopped "
+                   "state nor stops the VM")
+def test_exit_status_with_stdin_devnull(runvm: Runvm, make_bundle: BundleFactory, subreaper: None) -> None:
+    """containerd gives a container without -i /dev/null as stdin: after output, TERM to a trap and a SIGKILL,
+    the vm-shim must still exit 137 and record it (4 tries: the fd mix-up depends on timing)."""
+    bundle = make_bundle("devnull", ["sh", "-c", f"trap 'echo got-term' TERM; echo started; {LOOP}"])
+    codes = []
+    for _ in range(4):
+        cid = unique("devnull")
+        pid_file = runvm.workdir / f"{cid}.pid"
+        rc, out, _ = runvm.create(cid, bundle, "--pid-file", str(pid_file))
+        assert rc == 0, runvm.errors()
+        pid = int(pid_file.read_text())
+        assert runvm("start", cid).returncode == 0
+        wait_text(out, "started")
+        assert runvm("kill", cid, "TERM").returncode == 0
+        wait_text(out, "got-term")
+        assert runvm("kill", cid, "KILL").returncode == 0
+        codes.append((wait_exit(pid), runvm.wait_status(cid, "stopped")["runvm"]["exit_code"]))
+        runvm("delete", cid)
+    assert codes == [(137, 137)] * 4, codes
 
 
 @pytest.mark.xfail(strict=True, reason="runvm bug: delete of a live container sends SIGKILL to QEMU and removes "
@@ -313,18 +346,56 @@ def test_create_with_a_bad_bundle_fails_cleanly(runvm: Runvm, make_bundle: Bundl
     assert_nothing_left(runvm, cid)
 
 
-def test_create_failing_inside_the_shim_cleans_up(runvm: Runvm, make_bundle: BundleFactory, tmp_path: Path) -> None:
-    """A bind mount whose source does not exist fails create after the state dir was claimed: nothing stays."""
-    cid = unique("nosrc")
-    bundle = make_bundle(cid, ["true"])
+def _add_mount(bundle: Path, mount: dict[str, Any]) -> None:
     spec = json.loads((bundle / "config.json").read_text())
-    spec["mounts"].append({"destination": "/x", "type": "bind", "source": str(tmp_path / "absent"),
-                           "options": ["rbind"]})
+    spec["mounts"].append(mount)
     (bundle / "config.json").write_text(json.dumps(spec))
+
+
+BAD_MOUNTS = {
+    "bind source missing (host side)": ({"destination": "/x", "type": "bind", "source": "/nonexistent-src",
+                                         "options": ["rbind"]}, ["/nonexistent-src"]),
+    "unknown filesystem type (guest side)": ({"destination": "/y", "type": "bogusfs", "source": "bogus",
+                                              "options": []}, ["no such device"]),
+}
+
+
+@pytest.mark.parametrize("kind", [
+    pytest.param("bind source missing (host side)", marks=pytest.mark.xfail(strict=False, reason=(
+        "runvm bug (racy, ~1 in 2): the shim's _shares() fails while its vm_task is still launching QEMU; the task "
+        "is not cancelled, QEMU (in the container cgroup) outlives the shim's report, and create's "
+        "cgroups.remove() rmdir fails with EBUSY, leaving /sys/fs/cgroup/*/runvm/<id>"))),
+    "unknown filesystem type (guest side)",
+])
+def test_create_failing_inside_the_shim_cleans_up(runvm: Runvm, make_bundle: BundleFactory, kind: str) -> None:
+    """create fails after the state dir was claimed (on the host, or in the guest after the VM started):
+    non-zero, the cause in --log, no pid file, and no VM, shim, state, socket dir or cgroup left."""
+    cid = unique("badmnt")
+    bundle = make_bundle(cid, ["true"])
+    mount, words = BAD_MOUNTS[kind]
+    _add_mount(bundle, mount)
+    rc, _, _ = runvm.create(cid, bundle, "--pid-file", str(runvm.workdir / "x.pid"))
+    assert rc != 0
+    assert_error_logged(runvm, *words)
+    assert not (runvm.workdir / "x.pid").exists()
+    assert_nothing_left(runvm, cid)
+
+
+@pytest.mark.xfail(strict=True, reason="runvm bug: a failure in the guest agent reaches --log as "
+                   "'OSError: [Errno 19] mount bogus on /run/share/rootfs/y (bogusfs, ): No such device' followed by "
+                   "the agent's whole Python traceback, with the guest's path instead of the container's /y")
+def test_guest_side_create_error_is_one_clean_line(runvm: Runvm, make_bundle: BundleFactory) -> None:
+    """containerd shows the last error line to the user as is: one line naming the container path (runc:
+    `error mounting "bogus" to rootfs at "/y": ... no such device`), no traceback, no guest-internal paths."""
+    cid = unique("badmnt")
+    bundle = make_bundle(cid, ["true"])
+    _add_mount(bundle, BAD_MOUNTS["unknown filesystem type (guest side)"][0])
     rc, _, _ = runvm.create(cid, bundle)
     assert rc != 0
-    assert_error_logged(runvm, "absent")
-    assert_nothing_left(runvm, cid)
+    msg = assert_error_logged(runvm, "no such device")
+    assert "\n" not in msg.strip() and "Traceback" not in msg, msg
+    assert '"/y"' in msg or " /y" in msg, msg
+    assert "/run/share" not in msg, msg
 
 
 @pytest.mark.parametrize("command", ["state", "start", "kill", "delete", "pause", "resume", "ps", "exec"])
@@ -404,19 +475,45 @@ def test_invalid_signal_spellings(runvm: Runvm, sig: str) -> None:
 
 # ---- spec effects ----------------------------------------------------------------------------------------
 
-def test_sysctl_applies_in_the_guest_not_on_the_host(runvm: Runvm, make_bundle: BundleFactory) -> None:
-    """Non-namespaced sysctls (vm.*, kernel.panic_on_oops) are the guest kernel's: set inside, host unchanged."""
-    host = {k: Path(f"/proc/sys/{k.replace('.', '/')}").read_text().strip()
+GUEST_SYSCTLS = {"run.vmparity.runvm/guest-kernel-sysctls": "true"}
+"""runvm's opt-in for sysctls that are not namespaced: a VM has its own kernel, so they are safe in the guest."""
+
+
+def _host_sysctls() -> dict[str, str]:
+    return {k: Path(f"/proc/sys/{k.replace('.', '/')}").read_text().strip()
             for k in ("vm.swappiness", "kernel.panic_on_oops")}
+
+
+def test_sysctl_applies_in_the_guest_not_on_the_host(runvm: Runvm, make_bundle: BundleFactory) -> None:
+    """Non-namespaced sysctls (vm.*, kernel.panic_on_oops), opted in, are the guest kernel's: the container
+    reads the new values, the host keeps its own."""
+    host = _host_sysctls()
     want = {"vm.swappiness": "13" if host["vm.swappiness"] != "13" else "17",
             "kernel.panic_on_oops": "1" if host["kernel.panic_on_oops"] != "1" else "0"}
     cid = unique("sysctl")
-    bundle = make_bundle(cid, ["cat", "/proc/sys/vm/swappiness", "/proc/sys/kernel/panic_on_oops"], sysctl=want)
+    bundle = make_bundle(cid, ["cat", "/proc/sys/vm/swappiness", "/proc/sys/kernel/panic_on_oops"], sysctl=want,
+                         annotations=GUEST_SYSCTLS)
     r = runvm("run", "--bundle", str(bundle), cid)
     assert r.returncode == 0, runvm.errors()
     assert r.stdout.split() == [want["vm.swappiness"], want["kernel.panic_on_oops"]]
-    after = {k: Path(f"/proc/sys/{k.replace('.', '/')}").read_text().strip() for k in host}
-    assert after == host
+    assert _host_sysctls() == host
+
+
+def test_non_namespaced_sysctl_is_refused_like_runc(runvm: Runvm, make_bundle: BundleFactory,
+                                                   tmp_path: Path) -> None:
+    """Without the opt-in, runc's rule holds: create fails naming the key, the host value is untouched and
+    nothing is left behind."""
+    host = _host_sysctls()
+    bundle = make_bundle("sysctl-refused", ["true"], sysctl={"vm.swappiness": "13"})
+    rc = subprocess.run(["runc", "--root", str(tmp_path / "runc-root"), "create", "--bundle", str(bundle),
+                         unique("runc")], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert rc.returncode != 0 and "vm.swappiness" in rc.stderr, "baseline: runc accepted the sysctl"
+    cid = unique("sysctl")
+    created, _, _ = runvm.create(cid, bundle)
+    assert created != 0
+    assert_error_logged(runvm, "vm.swappiness")
+    assert_nothing_left(runvm, cid)
+    assert _host_sysctls() == host
 
 
 # ---- log format -------------------------------------------------------------------------------------------

@@ -104,6 +104,24 @@ def test_default_devices_exist_like_under_runc(dk: Any, box: Any) -> None:
     assert r.output.decode().split() == DEFAULT_DEVICES
 
 
+@pytest.mark.parametrize("exe", [
+    "nosuchcmd",
+    pytest.param("/nonexistent", marks=pytest.mark.xfail(strict=True, reason=(
+        "runvm bug: the agent's _lookup() returns an argv[0] containing '/' without checking it exists, so create "
+        "succeeds and the container silently exits 127 after start; runc stats it at create and fails with "
+        "exec: \"/nonexistent\": stat /nonexistent: no such file or directory"))),
+])
+def test_missing_executable_fails_create_like_runc(exe: str) -> None:
+    """A command that is not there: `docker run` fails with an OCI create error naming it (exit 127), as
+    under runc, instead of a container that starts and exits without a word."""
+    results = {}
+    for rt in ("runc", "runvm"):
+        r = docker_cli("run", "--rm", "--runtime", rt, "--label", "vmparity.test=runvm", IMAGE, exe, timeout=120)
+        results[rt] = (r.returncode, b"OCI runtime create failed" in r.stderr and exe.encode() in r.stderr)
+    assert results["runc"] == (127, True), "baseline"
+    assert results["runvm"] == results["runc"], results
+
+
 def test_bind_mount_both_ways(dk: Any, tmp_path: Path) -> None:
     """-v: a host file is read inside, including one written after start; a file written inside is on the host."""
     share = tmp_path / "share"
@@ -247,6 +265,7 @@ def test_docker_stop_kills_after_the_timeout(dk: Any) -> None:
 
 # ---- stdio -----------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_ten_mib_of_output_is_byte_exact_like_runc() -> None:
     """10 MiB through the attach stream: same bytes (sha256) as runc, and as the generator's."""
     expected = hashlib.sha256((b"abcdefgh\n" * (TEN_MIB // 9 + 1))[:TEN_MIB]).hexdigest()

@@ -54,7 +54,7 @@ def test_concurrent_containers_leave_nothing(dk: Any, tmp_path: Path) -> None:
     """4 containers at once (4 VMs on 2 cores): all run to completion with their own output, nothing remains."""
     netns_before = orphan_netns(dk)
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda i: run_rm(tmp_path, f"par{i}", "sh", "-c", f"sleep 1; echo par-{i}"),
+        results = list(pool.map(lambda i: run_rm(tmp_path, f"par{i}", "sh", "-c", f"sleep 2; echo par-{i}"),
                                 range(4)))
     assert [out for _cid, out in results] == [f"par-{i}\n".encode() for i in range(4)]
     assert_gone(dk, [cid for cid, _ in results], netns_before)
