@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -46,6 +47,7 @@ class Mount:
     parent_id: int
     root: str
     mountpoint: str
+    options: list[str]
     fstype: str
     source: str
 
@@ -70,7 +72,7 @@ def mountinfo(pid: int) -> list[Mount]:
             pre, _sep, post = line.partition(" - ")
             fields, tail = pre.split(), post.split()
             mounts.append(Mount(int(fields[0]), int(fields[1]), _unescape(fields[3]), _unescape(fields[4]),
-                                tail[0], _unescape(tail[1]) if len(tail) > 1 else ""))
+                                fields[5].split(","), tail[0], _unescape(tail[1]) if len(tail) > 1 else ""))
     return mounts
 
 
@@ -116,21 +118,54 @@ def _log(msg: str) -> None:
         f.write(f"vmparity-agent: {msg}\n")
 
 
+def _frozen(cgroup: Cgroup) -> bool:
+    try:
+        with open(cgroup.file("freezer", "freezer.state")) as f:
+            return f.read().strip() != "THAWED"
+    except OSError:
+        return False
+
+
+def _kill_all(init_pid: int, cgroup: Cgroup) -> None:
+    for pid in {init_pid, *cgroup.pids()}:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def dump(init_pid: int, images: str, cgroup: Cgroup, leave_running: bool, stdio: dict[str, Any]) -> dict[str, Any]:
-    """CRIU-dump the container's process tree (rooted at its init) into images; returns what restore needs."""
+    """CRIU-dump the container's process tree (rooted at its init) into images; returns what restore needs.
+
+    CRIU always leaves the tasks frozen in their freezer cgroup (--leave-running on a frozen cgroup), and the agent
+    kills them itself when the container must stop. Were CRIU to kill them, it would wait for the pid namespace to
+    empty while exec'd processes (children of the agent, whose loop this call blocks) stay unreaped: a deadlock.
+    """
     if stdio.get("tty"):
         raise ProcessError("checkpoint of a container with a terminal (-t) is not supported by runvm")
     os.makedirs(images, exist_ok=True)
-    externals = _externals(mountinfo(init_pid))
+    mounts = mountinfo(init_pid)
+    externals = _externals(mounts)
     args = ["dump", "--tree", str(init_pid), "--images-dir", images, "--log-file", "dump.log", VERBOSITY]
     for mountpoint in externals:
         args += ["--external", f"mnt[{mountpoint}]:{mountpoint}"]
-    if "freezer" in cgroup.dirs:
-        args += ["--freeze-cgroup", cgroup.dirs["freezer"]]
-    if leave_running:
+    freezer = "freezer" in cgroup.dirs
+    if freezer:
+        args += ["--freeze-cgroup", cgroup.dirs["freezer"], "--leave-running"]
+    elif leave_running:
         args.append("--leave-running")
-    info = {"version": 1, "stdio": _stdio_files(init_pid), "externals": externals, "cgroup": cgroup.path}
-    _run(args, os.path.join(images, "dump.log"), "dump")
+    info = {"version": 1, "stdio": _stdio_files(init_pid), "externals": externals, "cgroup": cgroup.path,
+            "root_readonly": any(m.mountpoint == "/" and "ro" in m.options for m in mounts)}
+    was_frozen = freezer and _frozen(cgroup)  # Docker pauses a container around its checkpoint
+    if freezer and not was_frozen:
+        cgroup.freeze(True)
+    dumped = False
+    try:
+        _run(args, os.path.join(images, "dump.log"), "dump")
+        dumped = True
+    finally:
+        if dumped and not leave_running and freezer:
+            _kill_all(init_pid, cgroup)
+        if freezer and (not was_frozen or (dumped and not leave_running)):
+            cgroup.freeze(False)  # the killed tasks die once thawed; otherwise back to how they were
     return info
 
 
@@ -184,6 +219,9 @@ def restore(images: str, cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layo
         libc.unshare(libc.CLONE_NEWNS)
         libc.mount("", "/", None, libc.MS_REC | libc.MS_PRIVATE)
         libc.mount(cfg["rootfs"], root, None, libc.MS_BIND | libc.MS_REC)
+        if info.get("root_readonly"):
+            # CRIU binds --root as the tree's root without its dumped flags; a bind keeps the source's ro
+            libc.mount(root, root, None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY)
 
     _run(args, log_path, "restore", pass_fds=stdio.child_fds, preexec_fn=in_child)
     with open(pidfile) as f:

@@ -24,7 +24,7 @@ SOCK_BASE = Path("/run/runvm-sock")
 
 
 def check_id(container_id: str) -> str:
-    if not container_id or not ID_RE.match(container_id) or container_id in (".", ".."):
+    if not container_id or not ID_RE.fullmatch(container_id) or container_id in (".", ".."):
         raise RunvmError(f"invalid container id format: {container_id!r}")
     return container_id
 

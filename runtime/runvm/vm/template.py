@@ -21,7 +21,7 @@ from runtime.runvm import cgroups
 from runtime.runvm.errors import RunvmError
 from runtime.runvm.vm import qemu, qmp
 
-TEMPLATES = Path("/var/lib/vmparity/templates")
+TEMPLATES = Path(os.environ.get("RUNVM_TEMPLATES", "/var/lib/vmparity/templates"))
 PING_TIMEOUT_COLD = 120.0
 
 
