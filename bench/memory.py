@@ -29,9 +29,11 @@ def pss_kib(pid: int) -> int:
 
 def measure(runtime: str, count: int, settle_s: float) -> dict[str, object]:
     c = client()
-    containers = [c.containers.run(image(), ["sleep", "3600"], runtime=runtime, detach=True, labels=LABEL)
-                  for _ in range(count)]
+    containers = []
     try:
+        for _ in range(count):
+            containers.append(c.containers.run(image(), ["sleep", "3600"], runtime=runtime, detach=True,
+                                               labels=LABEL))
         time.sleep(settle_s)
         shims = shims_by_container()
         totals, runtime_only = [], []
@@ -46,7 +48,7 @@ def measure(runtime: str, count: int, settle_s: float) -> dict[str, object]:
                 "without_containerd_shim_mib": round(sum(runtime_only) / len(runtime_only) / 1024, 1)
                 if runtime_only else None, "containers": len(totals)}
     finally:
-        for ctr in containers:
+        for ctr in c.containers.list(all=True, filters={"label": "vmparity.bench=1"}):
             ctr.remove(force=True)
 
 

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from agent import libc
+from agent import criurpc, libc
 from agent.cgroups import Cgroup
 from agent.process import ProcessError, Spawned, Stdio
 
@@ -39,6 +39,9 @@ EXTERNAL_FS = {"9p", "cgroup", "cgroup2"}
 """Mounts in the container whose file system has no root mount in its namespace: CRIU must treat them as
 external bind mounts (the container root itself, also 9p, is the tree's root and handled by --root)."""
 VERBOSITY = "-v4"
+RESTORE_LOG = "restore.log"
+PTS_MASTER = "orphan-pts-master"
+"""The notification with which CRIU hands over the master of a terminal it recreated."""
 
 
 @dataclass
@@ -93,13 +96,18 @@ def _stdio_files(pid: int) -> dict[str, str]:
     return out
 
 
-def _log_errors(path: str, limit: int = 6) -> str:
+PROBE_NOISE = ("tun: ", "veth pair", "reported by netlink", "Diag module missing", "exited, status=")
+"""Error lines of CRIU's start-up probes (kernel features this guest lacks and CRIU does not need here)."""
+
+
+def _log_errors(path: str, limit: int = 4) -> str:
+    """The last Error lines of a CRIU log, without timestamps and probe noise: why it failed."""
     try:
         with open(path, errors="replace") as f:
-            lines = [ln.strip() for ln in f if "Error" in ln or "error" in ln.split(":", 1)[0]]
+            lines = [ln.split(") ", 1)[-1].strip() for ln in f if "Error (" in ln]
     except OSError:
         return ""
-    return " | ".join(lines[-limit:])
+    return " | ".join([ln for ln in lines if not any(n in ln for n in PROBE_NOISE)][-limit:])
 
 
 def _run(args: list[str], log_path: str, what: str, **popen: Any) -> None:
@@ -110,7 +118,7 @@ def _run(args: list[str], log_path: str, what: str, **popen: Any) -> None:
     _log(f"criu {what}: exit {proc.returncode} in {time.monotonic() - started:.2f}s")
     if proc.returncode != 0:
         detail = _log_errors(log_path) or proc.stdout.decode(errors="replace").strip()[-600:]
-        raise ProcessError(f"criu {what} failed (exit {proc.returncode}; log {log_path}): {detail}")
+        raise ProcessError(f"criu {what} in the guest failed (exit {proc.returncode}): {detail}")
 
 
 def _log(msg: str) -> None:
@@ -139,21 +147,21 @@ def dump(init_pid: int, images: str, cgroup: Cgroup, leave_running: bool, stdio:
     kills them itself when the container must stop. Were CRIU to kill them, it would wait for the pid namespace to
     empty while exec'd processes (children of the agent, whose loop this call blocks) stay unreaped: a deadlock.
     """
-    if stdio.get("tty"):
-        raise ProcessError("checkpoint of a container with a terminal (-t) is not supported by runvm")
     os.makedirs(images, exist_ok=True)
     mounts = mountinfo(init_pid)
     externals = _externals(mounts)
     args = ["dump", "--tree", str(init_pid), "--images-dir", images, "--log-file", "dump.log", VERBOSITY]
     for mountpoint in externals:
         args += ["--external", f"mnt[{mountpoint}]:{mountpoint}"]
+    if stdio.get("tty"):
+        args.append("--shell-job")  # the pty's master is the agent's: one unpaired slave, given back at restore
     freezer = "freezer" in cgroup.dirs
     if freezer:
         args += ["--freeze-cgroup", cgroup.dirs["freezer"], "--leave-running"]
     elif leave_running:
         args.append("--leave-running")
-    info = {"version": 1, "stdio": _stdio_files(init_pid), "externals": externals, "cgroup": cgroup.path,
-            "root_readonly": any(m.mountpoint == "/" and "ro" in m.options for m in mounts)}
+    info = {"version": 1, "tty": bool(stdio.get("tty")), "stdio": _stdio_files(init_pid), "externals": externals,
+            "cgroup": cgroup.path, "root_readonly": any(m.mountpoint == "/" and "ro" in m.options for m in mounts)}
     was_frozen = freezer and _frozen(cgroup)  # Docker pauses a container around its checkpoint
     if freezer and not was_frozen:
         cgroup.freeze(True)
@@ -187,30 +195,36 @@ def _external_source(mountpoint: str, ext: dict[str, str], cfg: dict[str, Any], 
 
 
 def restore(images: str, cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layout: list[dict[str, str]]) -> Spawned:
-    """CRIU-restore the dumped tree into this VM: the new rootfs, this VM's share and cgroups, the agent's pipes."""
-    if stdio.tty:
-        raise ProcessError("restore of a container with a terminal (-t) is not supported by runvm")
+    """CRIU-restore the dumped tree into this VM: the new rootfs, this VM's share and cgroups, the agent's pipes
+    (or, for a terminal, a pty CRIU recreates in the container's devpts and whose master it hands over)."""
     try:
         with open(os.path.join(images, INFO_FILE)) as f:
             info = json.load(f).get("info") or {}
     except (OSError, ValueError) as e:
         raise ProcessError(f"no usable {INFO_FILE} in the checkpoint: {e}") from e
+    if bool(info.get("tty")) != stdio.tty:
+        had, has = ("with", "without") if info.get("tty") else ("without", "with")
+        raise ProcessError(f"the checkpoint was taken {had} a terminal (-t) and the container is now {has} one")
     os.makedirs(WORK, exist_ok=True)
     root = os.path.join(WORK, "root")
     os.makedirs(root, exist_ok=True)
-    pidfile = os.path.join(WORK, "restore.pid")
-    log_path = os.path.join(WORK, "restore.log")
-    for stale in (pidfile, log_path):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(stale)
-    args = ["restore", "--images-dir", images, "--work-dir", WORK, "--log-file", log_path, VERBOSITY,
-            "--restore-detached", "--pidfile", pidfile, "--root", root, "--manage-cgroups=ignore"]
+    log_path = os.path.join(WORK, RESTORE_LOG)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(log_path)
+    # CLI equivalent: criu restore -D IMAGES -W WORK -o restore.log -v4 --restore-detached --root ROOT
+    #   --manage-cgroups=ignore --external mnt[DEST]:SOURCE... --inherit-fd fd[N]:pipe:[INODE]...
+    #   (with a terminal: --shell-job's RPC sibling orphan_pts_master, with notify scripts to receive the master)
+    opts = criurpc.Message().number(criurpc.LOG_LEVEL, 4).text(criurpc.LOG_FILE, RESTORE_LOG)
+    opts.text(criurpc.ROOT, root).number(criurpc.MANAGE_CGROUPS_MODE, criurpc.CG_IGNORE)
     for mountpoint, ext in (info.get("externals") or {}).items():
-        args += ["--external", f"mnt[{mountpoint}]:{_external_source(mountpoint, ext, cfg, cgroup)}"]
-    fds = dict(zip(("0", "1", "2"), stdio.child_fds, strict=True))
-    for n, name in (info.get("stdio") or {}).items():
-        if n in fds:
-            args += ["--inherit-fd", f"fd[{fds[n]}]:{name}"]
+        opts.text(criurpc.EXTERNAL, f"mnt[{mountpoint}]:{_external_source(mountpoint, ext, cfg, cgroup)}")
+    if stdio.tty:
+        opts.number(criurpc.NOTIFY_SCRIPTS, 1).number(criurpc.ORPHAN_PTS_MASTER, 1)
+    else:
+        fds = dict(zip(("0", "1", "2"), stdio.child_fds, strict=True))
+        for n, name in (info.get("stdio") or {}).items():
+            if n in fds:
+                opts.sub(criurpc.INHERIT_FD, criurpc.Message().text(1, name).number(2, fds[n]))
 
     def in_child() -> None:
         # Born in the container's cgroup, so CRIU's (ignored) cgroups are the right ones for the tasks; the
@@ -223,10 +237,26 @@ def restore(images: str, cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layo
             # CRIU binds --root as the tree's root without its dumped flags; a bind keeps the source's ro
             libc.mount(root, root, None, libc.MS_BIND | libc.MS_REMOUNT | libc.MS_RDONLY)
 
-    _run(args, log_path, "restore", pass_fds=stdio.child_fds, preexec_fn=in_child)
-    with open(pidfile) as f:
-        pid = int(f.read().strip())
-    stdio.close_child_ends()
+    images_fd = os.open(images, os.O_RDONLY | os.O_DIRECTORY)  # CRIU opens it as /proc/<agent>/fd/N
+    work_fd = os.open(WORK, os.O_RDONLY | os.O_DIRECTORY)
+    started = time.monotonic()
+    try:
+        opts.number(criurpc.IMAGES_DIR_FD, images_fd).number(criurpc.WORK_DIR_FD, work_fd)
+        result = criurpc.restore(CRIU, opts, stdio.child_fds, in_child)
+    finally:
+        os.close(images_fd)
+        os.close(work_fd)
+        stdio.close_child_ends()  # the restored tasks hold them now (or nobody does)
+    _log(f"criu restore: {f'pid {result.pid}' if result.ok else result.error} in {time.monotonic() - started:.2f}s")
+    master = result.fds.pop(PTS_MASTER, None)
+    for fd in result.fds.values():
+        os.close(fd)
+    if not result.ok or result.pid <= 0 or (stdio.tty and master is None):
+        if master is not None:
+            os.close(master)
+        detail = _log_errors(log_path) or result.error or "no terminal master from CRIU"
+        raise ProcessError(f"criu restore in the guest failed: {detail}")
+    # Nothing waits for a "start" on this socket (a restored container is running already): a closed pair.
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     theirs.close()
-    return Spawned(pid, ours)
+    return Spawned(result.pid, ours, master)

@@ -20,6 +20,7 @@ from runtime.agent import protocol
 from runtime.runvm.errors import RunvmError
 from runtime.runvm.shim import console
 from runtime.runvm.shim.link import Link
+from runtime.runvm.shim.quiet import quiet_python_streams
 from runtime.runvm.shim.relay import FdToStream, StreamToFd
 
 SKIP = (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH, signal.SIGPIPE, signal.SIGTTIN,
@@ -37,6 +38,7 @@ class ExecRequest:
 
 def main(req: ExecRequest) -> None:
     code = 255
+    quiet_python_streams(Path(os.devnull))
     try:
         os.setsid()
         code = asyncio.run(ExecShim(req).run())

@@ -4,6 +4,7 @@ out of the long-lived shim's memory."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -14,11 +15,27 @@ from typing import Any
 from runtime.runvm.errors import RunvmError
 
 
-async def call(fn: Callable[..., Any], *args: Any, timeout: float = 60) -> Any:
+def _only(keep: set[int]) -> None:
+    """In the child: nothing but what it needs. Any other fd it kept (a hook's pipe, the container's stdio) would
+    hold the other side's EOF hostage for as long as the child lives."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        if fd not in keep:
+            os.dup2(null, fd)
+    for entry in os.listdir("/proc/self/fd"):
+        fd = int(entry)
+        if fd > 2 and fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+async def call(fn: Callable[..., Any], *args: Any, timeout: float = 60, keep: tuple[int, ...] = ()) -> Any:
+    """fn(*args) in a forked child; `keep` lists the fds (besides the result pipe) it uses."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(r)
+        _only({w, *keep})
         try:
             result = {"ok": fn(*args)}
         except BaseException as e:

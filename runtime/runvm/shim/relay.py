@@ -44,11 +44,13 @@ class FdToStream:
         self._thread_task = self.loop.create_task(self._file_pump())
 
     async def _file_pump(self) -> None:
-        """Regular files cannot be polled: read them in a worker thread, still within the credit."""
+        """Regular files and /dev/null cannot be polled, but never block either: read them in the loop, chunk by
+        chunk within the credit (no worker thread: the shims fork, and forking beside a thread can deadlock)."""
         while not self.done:
             while self.credit <= 0 and not self.done:
                 await asyncio.sleep(0.01)
-            data = await self.loop.run_in_executor(None, os.read, self.fd, min(protocol.CHUNK, self.credit))
+            await asyncio.sleep(0)
+            data = os.read(self.fd, min(protocol.CHUNK, self.credit))
             if not data:
                 self.finish()
                 return

@@ -29,6 +29,7 @@ from runtime.runvm.errors import RunvmError
 from runtime.runvm.net import tap as tapmod
 from runtime.runvm.shim import console, forked
 from runtime.runvm.shim.link import Link
+from runtime.runvm.shim.quiet import quiet_python_streams
 from runtime.runvm.shim.relay import FdToStream, StreamToFd
 from runtime.runvm.state import CREATED, PAUSED, RUNNING, STOPPED, State, Store, now_rfc3339, proc_start_time
 from runtime.runvm.sys import CLONE_NEWNET, private_mount_namespace, setns, unshare
@@ -69,13 +70,26 @@ class Request:
 def main(req: Request) -> None:
     """Entry point in the forked child. Never returns."""
     code = 255
+    quiet_python_streams(req.state_dir / "shim.log")
     try:
         os.setsid()
-        code = asyncio.run(VmShim(req).run())
+        code = asyncio.run(_with_pidfd_watcher(VmShim(req).run()))
     except BaseException as e:
         VmShim.report_failure(req, e)
     finally:
         os._exit(code)
+
+
+async def _with_pidfd_watcher(coro: Any) -> Any:
+    """asyncio's default child watcher is a thread per process; the shim must stay single-threaded (it forks)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        watcher = asyncio.PidfdChildWatcher()
+        watcher.attach_loop(asyncio.get_running_loop())
+        asyncio.set_child_watcher(watcher)
+    return await coro
 
 
 class VmShim:
@@ -225,6 +239,7 @@ class VmShim:
         while True:
             if self.qemu.poll() is not None:
                 raise RunvmError(f"QEMU exited with {self.qemu.returncode}: {self._qemu_log_tail()}")
+            link = None
             try:
                 reader, writer = await asyncio.open_unix_connection(str(self.s / "agent.sock"))
                 link = Link(reader, writer, self._on_agent_frame, name="guest agent")
@@ -232,6 +247,9 @@ class VmShim:
                 self.agent = link
                 break
             except (OSError, RunvmError):
+                if link is not None:
+                    link.close()
+                    link.task.cancel()
                 if loop.time() > deadline:
                     raise RunvmError(f"the guest agent did not answer within {timeout}s") from None
                 await asyncio.sleep(0.05)
@@ -247,7 +265,7 @@ class VmShim:
             await hooks_task
             return []
         go_r, go_w = os.pipe()
-        plumbing = asyncio.get_running_loop().create_task(forked.call(_plumb_first_veth, go_r, TAP))
+        plumbing = asyncio.get_running_loop().create_task(forked.call(_plumb_first_veth, go_r, TAP, keep=(go_r,)))
         try:
             await hooks_task
         finally:
@@ -300,8 +318,7 @@ class VmShim:
                      "pid": os.getpid(), "bundle": str(self.req.bundle),
                      "annotations": self.spec.get("annotations") or {}}
         hook_list = hooks.of(self.spec, "prestart", "createRuntime")
-        hooks_task = loop.create_task(asyncio.to_thread(hooks.run, hook_list, oci_state, self._in_host_namespaces)
-                                      if hook_list else asyncio.sleep(0))
+        hooks_task = loop.create_task(hooks.run_async(hook_list, oci_state, self._in_host_namespaces))
         network_task = loop.create_task(self._network(hooks_task))
         try:
             vm_task = loop.create_task(self._start_vm(tap_fd))
@@ -469,7 +486,7 @@ class VmShim:
         from runtime.runvm import oom
 
         with contextlib.suppress(Exception):
-            await asyncio.to_thread(oom.signal_host_cgroup, self.state.extra["cgroup_path"] if self.state else "")
+            await forked.call(oom.signal_host_cgroup, self.state.extra["cgroup_path"] if self.state else "")
 
     # ---- control socket ---------------------------------------------------------------------------
     async def _serve_control(self) -> asyncio.AbstractServer:
