@@ -16,6 +16,14 @@ def configure(path: str | None, fmt: str) -> None:
     _path, _format = path, fmt or "text"
 
 
+def path() -> str | None:
+    return _path
+
+
+def fmt() -> str:
+    return _format
+
+
 def write(level: str, msg: str, **fields: object) -> None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1e9) % 10**9:09d}Z"
     if _format == "json":

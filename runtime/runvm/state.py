@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from runtime.runvm.errors import NotFound, RunvmError
+from runtime.runvm.statefile import CREATED, PAUSED, RUNNING, STOPPED  # noqa: F401 - re-exported
 
 ID_RE = re.compile(r"^[\w+\-.]+$")
-CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
 SOCK_BASE = Path("/run/runvm-sock")
 
 

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace, ctx: object, restore_images: Path | None = Non
     store = ctx.store  # type: ignore[attr-defined]
     if store.dir(container_id).exists():
         raise RunvmError(f"container with id exists: {container_id}")
-    from runtime.runvm.shim import vm_shim  # heavy imports happen once, before the fork
+    from runtime.runvm.shim import vm_setup  # heavy imports happen once, before the fork
 
     state_dir = store.claim(container_id)
     r, w = os.pipe()
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace, ctx: object, restore_images: Path | None = Non
         raise
     if pid == 0:
         os.close(r)
-        vm_shim.main(vm_shim.Request(id=container_id, state_dir=state_dir, bundle=bundle, spec=spec, rootfs=rootfs,
+        vm_setup.main(vm_setup.Request(id=container_id, state_dir=state_dir, bundle=bundle, spec=spec, rootfs=rootfs,
                                      store=store, ready_fd=w, console_socket=args.console_socket,
                                      boot=getattr(ctx, "boot", "auto"), restore_images=restore_images))
     os.close(w)

@@ -65,6 +65,19 @@ def wire(tap: str, veth: dict[str, Any]) -> None:
         _redirect(ipr, tap_idx, veth["index"])
 
 
+def list_veths() -> dict[str, Any]:
+    """For a forked child of the shim (it runs in the container's netns)."""
+    with IPRoute() as ipr:
+        return {"veths": veths(ipr)}
+
+
+def wire_named(tap: str, name: str) -> bool:
+    with IPRoute() as ipr:
+        veth = next(v for v in veths(ipr) if v["name"] == name)
+    wire(tap, veth)
+    return True
+
+
 def main(argv: list[str]) -> int:
     """`plumb list` prints the veths; `plumb wire TAP VETH` joins them (both as JSON on stdout)."""
     with IPRoute() as ipr:

@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import signal
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -38,7 +37,9 @@ async def call(fn: Callable[..., Any], *args: Any, timeout: float = 60, keep: tu
         _only({w, *keep})
         try:
             result = {"ok": fn(*args)}
-        except BaseException as e:
+        except BaseException as e:  # report anything, then leave without touching the parent's loop
+            import traceback
+
             result = {"error": f"{e.__class__.__name__}: {e}", "trace": traceback.format_exc()}
         data = json.dumps(result).encode()
         while data:

@@ -25,16 +25,26 @@ def config_of(v: dict[str, Any]) -> str:
     return json.dumps({k: v[k] for k in ("mac", "mtu", "addresses", "routes")}, sort_keys=True)
 
 
-async def reconcile(shim: VmShim) -> None:
-    from runtime.runvm.shim.vm_shim import _list_veths, _wire
+def _list_veths() -> dict[str, Any]:
+    from runtime.runvm.net import plumb
 
+    return plumb.list_veths()
+
+
+def _wire(tap: str, name: str) -> bool:
+    from runtime.runvm.net import plumb
+
+    return plumb.wire_named(tap, name)
+
+
+async def reconcile(shim: VmShim) -> None:
     found = {v["name"]: v for v in (await forked.call(_list_veths))["veths"]}
     for name in [n for n in shim.nics if n not in found]:
         await _unplug(shim, name)
     for name, veth in found.items():
         known = shim.nics.get(name)
         if known is None:
-            await _plug(shim, veth, _wire)
+            await _plug(shim, veth)
         elif known.get("config") != config_of(veth) and veth["addresses"]:
             nic = _nic(veth, known["guest_mac"])
             await shim.agent.request({"op": "net_add", "nic": nic}, timeout=30)
@@ -46,20 +56,18 @@ def _nic(veth: dict[str, Any], guest_mac: str) -> dict[str, Any]:
             "addresses": veth["addresses"], "routes": veth["routes"]}
 
 
-async def _plug(shim: VmShim, veth: dict[str, Any], wire: Any) -> None:
+async def _plug(shim: VmShim, veth: dict[str, Any]) -> None:
     n = shim.next_nic = getattr(shim, "next_nic", 0) + 1
     tap_name, dev, netdev, fdname = f"vmtap{n}", f"nic{n}", f"net{n}", f"tapfd{n}"
     fd = tapmod.open_tap(tap_name)
     try:
-        await forked.call(wire, tap_name, veth["name"])
-        shim.qmp.send_fd_scm(fd)
-        await shim.qmp.execute("getfd", {"fdname": fdname})
+        await forked.call(_wire, tap_name, veth["name"])
+        os.set_inheritable(fd, True)
+        await shim.qmp_helper({"op": "plug_nic", "tap_fd": fd, "fdname": fdname, "netdev": netdev,
+                               "device": dev, "mac": veth["mac"]}, pass_fds=(fd,))
     finally:
         with contextlib.suppress(OSError):
             os.close(fd)
-    await shim.qmp.execute("netdev_add", {"type": "tap", "id": netdev, "fd": fdname, "vhost": False})
-    await shim.qmp.execute("device_add", {"driver": "virtio-net-pci", "netdev": netdev, "mac": veth["mac"],
-                                          "id": dev})
     nic = _nic(veth, veth["mac"])
     if veth["addresses"]:
         await shim.agent.request({"op": "net_add", "nic": nic}, timeout=30)
@@ -74,13 +82,7 @@ async def _unplug(shim: VmShim, name: str) -> None:
     if nic.get("device") == "nic0":
         return  # the template's NIC stays, down, behind its tap
     try:
-        await shim.qmp.execute("device_del", {"id": nic["device"]})
-        for _ in range(100):  # the guest acknowledges the ACPI eject; then the netdev can go
-            peripherals = {p["name"] for p in await shim.qmp.execute("qom-list", {"path": "/machine/peripheral"})}
-            if nic["device"] not in peripherals:
-                break
-            await asyncio.sleep(0.05)
-        await shim.qmp.execute("netdev_del", {"id": nic["netdev"]})
+        await shim.qmp_helper({"op": "unplug_nic", "device": nic["device"], "netdev": nic["netdev"]})
     except Exception as e:
         log.warning(f"unplugging {nic['device']}: {e}")
     log.info(f"removed {nic['device']} ({name})")

@@ -5,6 +5,7 @@ guest cgroup change only."""
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from runtime.runvm import log
@@ -30,37 +31,42 @@ def memory_needed_mib(res: dict[str, Any]) -> int:
     return math.ceil(limit / (1 << 20)) + GUEST_OVERHEAD_MIB if limit > 0 else 0
 
 
-async def grow(shim: Any, res: dict[str, Any], max_vcpus: int) -> list[str]:
-    """Hot-plug what res needs; returns warnings for what could not be had (the host has fewer CPUs)."""
+Execute = Callable[..., Awaitable[Any]]
+
+
+async def hotplug(execute: Execute, res: dict[str, Any], max_vcpus: int) -> dict[str, Any]:
+    """The QMP half: plug what res needs. Returns warnings (the host has fewer CPUs), how many vCPUs were added
+    and how many are there now, for the agent to bring online."""
     warnings = []
-    qmp = shim.qmp
     want_cpus = cpus_needed(res)
     if want_cpus > max_vcpus:
         warnings.append(f"asked for {want_cpus} CPUs; the VM can have at most {max_vcpus} (host CPUs)")
         want_cpus = max_vcpus
-    slots = await qmp.execute("query-hotpluggable-cpus")
+    slots = await execute("query-hotpluggable-cpus")
     present = [s for s in slots if s.get("qom-path")]
     free = [s for s in slots if not s.get("qom-path")]
     added = 0
     while len(present) + added < want_cpus and free:
         slot = free.pop(0)
-        await qmp.execute("device_add", {"driver": slot["type"], "id": f"hcpu{len(present) + added}",
-                                         **slot["props"]})
+        await execute("device_add", {"driver": slot["type"], "id": f"hcpu{len(present) + added}", **slot["props"]})
         added += 1
     if added:
-        pinned = bool((res.get("cpu") or {}).get("cpus")) or shim.cpuset_pinned
-        await shim.agent.request({"op": "online_cpus", "want": len(present) + added, "pinned": pinned},
-                                 timeout=30)
         log.info(f"hot-plugged {added} vCPU(s)")
     want_mib = memory_needed_mib(res)
     if want_mib:
-        info = await qmp.execute("query-memory-size-summary")
+        info = await execute("query-memory-size-summary")
         have_mib = (info.get("base-memory", 0) + info.get("plugged-memory", 0)) // (1 << 20)
         if want_mib > have_mib:
             step = math.ceil((want_mib - have_mib) / DIMM_STEP_MIB) * DIMM_STEP_MIB
-            n = len(await qmp.execute("query-memory-devices"))
-            await qmp.execute("object-add", {"qom-type": "memory-backend-ram", "id": f"hmem{n}",
-                                             "size": step << 20})
-            await qmp.execute("device_add", {"driver": "pc-dimm", "id": f"hdimm{n}", "memdev": f"hmem{n}"})
+            n = len(await execute("query-memory-devices"))
+            await execute("object-add", {"qom-type": "memory-backend-ram", "id": f"hmem{n}", "size": step << 20})
+            await execute("device_add", {"driver": "pc-dimm", "id": f"hdimm{n}", "memdev": f"hmem{n}"})
             log.info(f"hot-plugged {step} MiB of memory")
-    return warnings
+    return {"warnings": warnings, "cpus_added": added, "cpus_present": len(present) + added}
+
+
+def online_request(plugged: dict[str, Any], pinned: bool) -> dict[str, Any] | None:
+    """The agent half: the request that brings new vCPUs online (None when none were added)."""
+    if not plugged.get("cpus_added"):
+        return None
+    return {"op": "online_cpus", "want": plugged["cpus_present"], "pinned": pinned}

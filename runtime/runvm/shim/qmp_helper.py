@@ -1,0 +1,59 @@
+"""QMP for the resident vm-shim, which keeps neither qemu.qmp nor an open QMP connection (its memory is
+per-container host memory): `python -m runtime.runvm.shim.qmp_helper` reads one JSON operation on stdin,
+connects to the VM's QMP socket, does it and prints a JSON result. Operations are rare (docker update past the
+VM's size, network connect and disconnect)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from runtime.runvm.shim import resize
+from runtime.runvm.vm import qmp
+
+
+async def _run(req: dict[str, Any]) -> dict[str, Any]:
+    client = await qmp.connect(Path(req["qmp_sock"]), timeout=30, name="runvm-helper")
+    try:
+        op = req["op"]
+        if op == "hotplug":
+            return await resize.hotplug(client.execute, req["resources"], int(req["max_vcpus"]))
+        if op == "plug_nic":
+            client.send_fd_scm(int(req["tap_fd"]))
+            await client.execute("getfd", {"fdname": req["fdname"]})
+            await client.execute("netdev_add", {"type": "tap", "id": req["netdev"], "fd": req["fdname"],
+                                                "vhost": False})
+            await client.execute("device_add", {"driver": "virtio-net-pci", "netdev": req["netdev"],
+                                                "mac": req["mac"], "id": req["device"]})
+            return {}
+        if op == "unplug_nic":
+            await client.execute("device_del", {"id": req["device"]})
+            for _ in range(100):  # the guest acknowledges the ACPI eject; then the netdev can go
+                names = {p["name"] for p in await client.execute("qom-list", {"path": "/machine/peripheral"})}
+                if req["device"] not in names:
+                    break
+                await asyncio.sleep(0.05)
+            await client.execute("netdev_del", {"id": req["netdev"]})
+            return {}
+        raise ValueError(f"unknown QMP helper operation {op!r}")
+    finally:
+        with contextlib.suppress(Exception):
+            await client.disconnect()
+
+
+def main() -> int:
+    try:
+        result = asyncio.run(_run(json.load(sys.stdin)))
+        json.dump({"ok": True, **result}, sys.stdout)
+        return 0
+    except Exception as e:
+        json.dump({"ok": False, "error": f"{e.__class__.__name__}: {e}"}, sys.stdout)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
