@@ -33,11 +33,15 @@ def _links_and_addrs() -> tuple[set[str], set[str], set[str], set[str]]:
             links.add(f"link {name} kind={kind} mac={link.get_attr('IFLA_ADDRESS')} {up} "
                       f"mtu={link.get_attr('IFLA_MTU')} master={link.get_attr('IFLA_MASTER')}")
         for a in ipr.get_addr():
+            if a["index"] not in names:
+                continue  # its link vanished between the two dumps: another container's veth going away
             addrs.add(f"address {names.get(a['index'])} {a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}")
         for r in ipr.get_routes(table=254):
             routes.add(f"route {r.get_attr('RTA_DST') or 'default'}/{r['dst_len']} "
                        f"via {r.get_attr('RTA_GATEWAY')} dev {names.get(r.get_attr('RTA_OIF'))}")
         for q in ipr.get_qdiscs():
+            if q["index"] not in names:
+                continue
             qdiscs.add(f"qdisc {q.get_attr('TCA_KIND')} dev {names.get(q['index'])} parent {q['parent']:#x}")
     return links, addrs, routes, qdiscs
 
