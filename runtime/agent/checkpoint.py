@@ -1,15 +1,18 @@
 """Checkpoint and restore of a container's processes with CRIU inside the guest (the guest runs Debian's 6.1
-kernel, where CRIU works; QEMU cannot snapshot a VM while its 9p share is mounted).
+kernel, where CRIU works; QEMU cannot snapshot a VM while its 9p share is mounted). The dump runs `criu dump`;
+the restore, into a new VM, talks to `criu swrk` (RPC), the only way to get a recreated terminal's master back.
 
 What CRIU cannot know by itself, and how it is told:
 - the container's root is a bind of a directory of the 9p share: CRIU never dumps the tree's root mount; at
-  restore `--root` names the (new) rootfs, bound on a private mount point because CRIU wants a mount point;
-- the other 9p mounts (bind sources such as /etc/hosts) and the cgroup binds have no root mount in the
+  restore `root` names the (new) rootfs, bound on a private mount point because CRIU wants a mount point (made
+  read-only there when the dumped root was: CRIU does not carry the root mount's flags over);
+- the other 9p mounts (bind sources such as /etc/hosts, volumes) and the cgroup binds have no root mount in the
   container's namespace: they are external (`--external mnt[DEST]:DEST`) and re-bound at restore from the new
-  VM's share and cgroups;
+  VM's share (found by destination in the new spec) and cgroups;
 - stdio pipes have their other end in the agent: CRIU dumps them as pipes; at restore the agent's fresh pipes
-  replace them (`--inherit-fd`), so output reaches the new VM's streams and Docker's logs;
-- cgroups: the restore runs from inside the container's guest cgroup with `--manage-cgroups=ignore`, so the
+  replace them (inherit_fd), so output reaches the new VM's streams and Docker's logs. A pty (-t) has its master
+  in the agent: one unpaired slave at dump (--shell-job); at restore orphan_pts_master recreates the pair;
+- cgroups: the restore runs from inside the container's guest cgroup with manage_cgroups_mode=ignore, so the
   restored tasks are born there;
 - the network namespace is the guest's own one, which CRIU leaves alone (the restored tasks use the new VM's).
 """
@@ -194,6 +197,24 @@ def _external_source(mountpoint: str, ext: dict[str, str], cfg: dict[str, Any], 
     return os.path.join(base, cgroup.path.lstrip("/"))
 
 
+CRIU_RESTORES_SYSCTL = ("kernel.msg", "kernel.sem", "kernel.shm", "fs.mqueue.", "kernel.hostname",
+                        "kernel.domainname")
+"""Keys of the container's own ipc and uts namespaces, which CRIU dumps and restores with them."""
+
+
+def _vm_sysctls(spec: dict[str, Any]) -> None:
+    """The spec's other sysctls (net.*: the container uses the guest's own network namespace; guest-kernel keys)
+    belong to the VM, not to the dump: written again in the new one, as start_init wrote them in the old."""
+    for key, value in ((spec.get("linux") or {}).get("sysctl") or {}).items():
+        if key.startswith(CRIU_RESTORES_SYSCTL):
+            continue
+        try:
+            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+                f.write(value)
+        except OSError as e:
+            raise ProcessError(f"write sysctl key {key}: {e.strerror}") from e
+
+
 def restore(images: str, cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layout: list[dict[str, str]]) -> Spawned:
     """CRIU-restore the dumped tree into this VM: the new rootfs, this VM's share and cgroups, the agent's pipes
     (or, for a terminal, a pty CRIU recreates in the container's devpts and whose master it hands over)."""
@@ -205,15 +226,17 @@ def restore(images: str, cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layo
     if bool(info.get("tty")) != stdio.tty:
         had, has = ("with", "without") if info.get("tty") else ("without", "with")
         raise ProcessError(f"the checkpoint was taken {had} a terminal (-t) and the container is now {has} one")
+    _vm_sysctls(cfg["spec"])
     os.makedirs(WORK, exist_ok=True)
     root = os.path.join(WORK, "root")
     os.makedirs(root, exist_ok=True)
     log_path = os.path.join(WORK, RESTORE_LOG)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(log_path)
-    # CLI equivalent: criu restore -D IMAGES -W WORK -o restore.log -v4 --restore-detached --root ROOT
+    # CLI equivalent (swrk restores detached): criu restore -D IMAGES -W WORK -o restore.log -v4 -d --root ROOT
     #   --manage-cgroups=ignore --external mnt[DEST]:SOURCE... --inherit-fd fd[N]:pipe:[INODE]...
-    #   (with a terminal: --shell-job's RPC sibling orphan_pts_master, with notify scripts to receive the master)
+    # With a terminal, orphan_pts_master (RPC only) instead: CRIU reopens the pty at its old index in the restored
+    # devpts and sends the master with its "orphan-pts-master" notification (notify_scripts).
     opts = criurpc.Message().number(criurpc.LOG_LEVEL, 4).text(criurpc.LOG_FILE, RESTORE_LOG)
     opts.text(criurpc.ROOT, root).number(criurpc.MANAGE_CGROUPS_MODE, criurpc.CG_IGNORE)
     for mountpoint, ext in (info.get("externals") or {}).items():

@@ -176,25 +176,35 @@ def setup(root: str, mounts: list[dict[str, Any]], devices: list[dict[str, Any]]
     libc.mount("", "/", None, libc.MS_REC | libc.MS_PRIVATE)
     libc.mount(root, root, None, libc.MS_BIND | libc.MS_REC)
     for m in mounts:
-        dest = inside(root, m["destination"])
-        options = m.get("options") or []
-        flags, prop, data = parse_options(options)
-        mtype = m.get("type") or ""
-        if mtype == "bind" or flags & libc.MS_BIND:
-            source = m.get("source", "")
-            source = shares.get(source, source)
-            bind(source, dest, flags | libc.MS_BIND, prop)
-        elif mtype == "cgroup":
-            cgroup_view(dest, cgroup_layout, cgroup_path, flags)
-        else:
-            os.makedirs(dest, exist_ok=True)
-            if mtype == "tmpfs" and m["destination"] == "/dev":
-                data = data or "mode=755"
-            libc.mount(m.get("source") or mtype, dest, mtype, flags, data or None)
-            if prop:
-                libc.mount("", dest, None, prop)
+        try:
+            _mount_one(root, m, shares, cgroup_layout, cgroup_path)
+        except OSError as e:
+            what = m.get("host_source") or m.get("source") or m.get("type")
+            raise OSError(e.errno, f'error mounting "{what}" to rootfs at "{m["destination"]}": '
+                                   f'{os.strerror(e.errno) if e.errno else e}') from e
     make_devices(root, devices)
     default_dev_links(root)
+
+
+def _mount_one(root: str, m: dict[str, Any], shares: dict[str, str], cgroup_layout: list[dict[str, str]],
+               cgroup_path: str) -> None:
+    dest = inside(root, m["destination"])
+    options = m.get("options") or []
+    flags, prop, data = parse_options(options)
+    mtype = m.get("type") or ""
+    if mtype == "bind" or flags & libc.MS_BIND:
+        source = m.get("source", "")
+        source = shares.get(source, source)
+        bind(source, dest, flags | libc.MS_BIND, prop)
+    elif mtype == "cgroup":
+        cgroup_view(dest, cgroup_layout, cgroup_path, flags)
+    else:
+        os.makedirs(dest, exist_ok=True)
+        if mtype == "tmpfs" and m["destination"] == "/dev":
+            data = data or "mode=755"
+        libc.mount(m.get("source") or mtype, dest, mtype, flags, data or None)
+        if prop:
+            libc.mount("", dest, None, prop)
 
 
 def pivot(root: str) -> None:

@@ -63,6 +63,10 @@ def _send(sock: socket.socket, text: str, fds: list[int] | None = None) -> None:
 
 def _lookup(argv0: str, env: list[str]) -> str:
     if "/" in argv0:
+        if not os.path.exists(argv0):
+            raise ProcessError(f'exec: "{argv0}": stat {argv0}: no such file or directory')
+        if not os.access(argv0, os.X_OK) or os.path.isdir(argv0):
+            raise ProcessError(f'exec: "{argv0}": permission denied')
         return argv0
     path = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_PATH)
     for d in path.split(":"):
@@ -156,13 +160,26 @@ def _child_main(work: Any, sock: socket.socket) -> None:
     """Run work() in a forked child; any failure is reported to the agent, then the child exits 127."""
     try:
         work()
-    except BaseException as e:
-        msg = str(e) if isinstance(e, ProcessError) else f"{e.__class__.__name__}: {e}"
+    except BaseException as e:  # the child must never return into the agent's loop
+        if isinstance(e, ProcessError | OSError):
+            msg = str(e)  # already says what failed, as runc would
+        else:
+            msg = f"{e.__class__.__name__}: {e}"
+            _log_trace(traceback.format_exc())
         try:
-            _send(sock, "error " + msg + ("" if isinstance(e, ProcessError) else "\n" + traceback.format_exc()))
+            _send(sock, "error " + msg)
         finally:
             os._exit(127)
     os._exit(0)
+
+
+def _log_trace(text: str) -> None:
+    """An unexpected failure's traceback goes to the guest's kernel log, not into the user's error message."""
+    try:
+        with open("/dev/kmsg", "w") as f:
+            f.write("vmparity-agent: " + text.replace("\n", " | ")[:900] + "\n")
+    except OSError:
+        pass
 
 
 @dataclass
@@ -265,9 +282,21 @@ def start_init(cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layout: list[d
     return spawned
 
 
-def release(spawned: Spawned) -> None:
-    spawned.sock.send(b"start")
-    spawned.sock.close()
+def release(spawned: Spawned, timeout: float = 30) -> None:
+    """Let the init process exec, and return only once it has: a signal sent right after `start` must reach
+    the container's program, not the Python that was about to become it. The socket's end in the process is
+    close-on-exec, so EOF means the exec happened; a message means it failed."""
+    sock = spawned.sock
+    try:
+        sock.send(b"start")
+        sock.settimeout(timeout)
+        reply = sock.recv(65536)
+    except OSError as e:
+        raise ProcessError(f"the container's process did not start: {e}") from e
+    finally:
+        sock.close()
+    if reply.startswith(b"error "):
+        raise ProcessError(reply[6:].decode(errors="replace"))
 
 
 def start_exec(init_pid: int, proc: dict[str, Any], stdio: Stdio, cgroup: Cgroup) -> Spawned:

@@ -61,8 +61,15 @@ def _inherit_cpuset(d: Path) -> None:
                     (node / f).write_text((node.parent / f).read_text().strip())
 
 
-def remove(path: str) -> None:
-    """After the container's processes are gone (runc removes it on delete too)."""
+def remove(path: str, wait_s: float = 5.0) -> None:
+    """After the container's processes are gone (runc removes it on delete too). A killed QEMU takes a moment
+    to leave its cgroup: rmdir is retried until the cgroups are empty."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and any(
+            (d / "cgroup.procs").exists() and (d / "cgroup.procs").read_text().strip() for d in _dirs(path)):
+        time.sleep(0.02)
     for d in _dirs(path):
         for sub in sorted((p for p in d.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
             with contextlib.suppress(OSError):

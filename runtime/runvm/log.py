@@ -25,7 +25,8 @@ def fmt() -> str:
 
 
 def write(level: str, msg: str, **fields: object) -> None:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1e9) % 10**9:09d}Z"
+    now = time.time_ns()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now // 10**9)) + f".{now % 10**9:09d}Z"
     if _format == "json":
         line = json.dumps({"level": level, "msg": msg, "time": stamp, **fields})
     else:

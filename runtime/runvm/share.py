@@ -43,5 +43,5 @@ def populate(share: Path, rootfs: Path, mounts: list[dict[str, Any]]) -> tuple[l
         mount(source, str(target), None, MS_BIND | (MS_REC if recursive else 0))
         key = f"share:{i}"
         keys[key] = f"m/{i}"
-        rewritten.append({**m, "source": key})
+        rewritten.append({**m, "source": key, "host_source": source})
     return rewritten, keys

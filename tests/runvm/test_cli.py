@@ -165,9 +165,6 @@ def test_exit_status_with_stdin_devnull(runvm: Runvm, make_bundle: BundleFactory
     assert codes == [(137, 137)] * 4, codes
 
 
-@pytest.mark.xfail(strict=True, reason="runvm bug: delete of a live container sends SIGKILL to QEMU and removes "
-                   "the host cgroup without waiting for QEMU to exit; rmdir fails with EBUSY (suppressed) and the "
-                   "cgroup dirs stay")
 @pytest.mark.parametrize("how", ["delete a created container", "delete --force a running one"])
 def test_delete_of_a_live_container_leaves_nothing(runvm: Runvm, make_bundle: BundleFactory, how: str) -> None:
     """containerd deletes created containers (failed starts) and forces deletes: the VM, shim, state, sockets
@@ -285,10 +282,6 @@ def _start_then_term(argv: list[str], cid: str, bundle: Path, workdir: Path) -> 
         subprocess.run([*argv, "delete", "--force", cid], capture_output=True, timeout=60)
 
 
-@pytest.mark.xfail(strict=True, reason="runvm bug: `start` returns as soon as the agent has released the child "
-                   "(agent op_start -> release()), before the child has run _become() (PATH lookup over 9p, "
-                   "credentials, capabilities, resetting 64 signal handlers) and exec'd; a SIGTERM arriving then "
-                   "hits a PID 1 with SIG_DFL and is silently dropped. runc's start returns at the exec.")
 def test_sigterm_right_after_start_reaches_the_handler_like_runc(runvm: Runvm, make_bundle: BundleFactory,
                                                                   tmp_path: Path) -> None:
     """`docker run -d` then `docker stop` at once: the TERM sent right after start must reach the process's
@@ -371,9 +364,6 @@ def test_create_failing_inside_the_shim_cleans_up(runvm: Runvm, make_bundle: Bun
     assert_nothing_left(runvm, cid)
 
 
-@pytest.mark.xfail(strict=True, reason="runvm bug: a failure in the guest agent reaches --log as "
-                   "'OSError: [Errno 19] mount bogus on /run/share/rootfs/y (bogusfs, ): No such device' followed by "
-                   "the agent's whole Python traceback, with the guest's path instead of the container's /y")
 def test_guest_side_create_error_is_one_clean_line(runvm: Runvm, make_bundle: BundleFactory) -> None:
     """containerd shows the last error line to the user as is: one line naming the container path (runc:
     `error mounting "bogus" to rootfs at "/y": ... no such device`), no traceback, no guest-internal paths."""
@@ -531,8 +521,6 @@ class _SteppingClock:
         return getattr(self.real, name)
 
 
-@pytest.mark.xfail(strict=True, reason="runvm bug: log.write reads the clock twice (gmtime() for the seconds, "
-                   "time.time() for the fraction), so a line written at a second boundary is stamped up to 1 s early")
 def test_log_timestamp_is_one_reading_of_the_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--log time stamps must be a real instant: seconds and fraction from the same clock reading."""
     from runtime.runvm import log

@@ -106,10 +106,7 @@ def test_default_devices_exist_like_under_runc(dk: Any, box: Any) -> None:
 
 @pytest.mark.parametrize("exe", [
     "nosuchcmd",
-    pytest.param("/nonexistent", marks=pytest.mark.xfail(strict=True, reason=(
-        "runvm bug: the agent's _lookup() returns an argv[0] containing '/' without checking it exists, so create "
-        "succeeds and the container silently exits 127 after start; runc stats it at create and fails with "
-        "exec: \"/nonexistent\": stat /nonexistent: no such file or directory"))),
+    "/nonexistent",
 ])
 def test_missing_executable_fails_create_like_runc(exe: str) -> None:
     """A command that is not there: `docker run` fails with an OCI create error naming it (exit 127), as

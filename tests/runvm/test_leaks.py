@@ -98,9 +98,6 @@ def test_qemu_killed_container_exits_nonzero_and_rm_leaves_nothing(qemu_killed: 
     assert qemu_killed["left"] == []
 
 
-@pytest.mark.xfail(strict=True, reason="runvm bug: when QEMU dies the vm-shim still waits for the guest's stdout/"
-                   "stderr EOF frames (VmShim._drain_outputs, 5 s timeout) that a dead VM can never send, so the "
-                   "container exits ~5.5 s after its VM")
 def test_qemu_killed_container_exits_within_5s(qemu_killed: dict[str, Any]) -> None:
     """containerd learns of the death within 5 s of the kill."""
     assert qemu_killed["elapsed"] < 5, f"{qemu_killed['elapsed']:.1f}s"

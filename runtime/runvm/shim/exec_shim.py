@@ -114,7 +114,11 @@ class ExecShim:
         code = self.exit.result() if self.exit.done() else 255
         if self.stdin is not None:
             self.stdin.stop()
-        flushes = [o.flushed for o in self.outputs.values()]
+        flushes = []
+        for out in self.outputs.values():
+            fut: asyncio.Future[None] = loop.create_future()
+            out.when_flushed(lambda f=fut: f.done() or f.set_result(None))
+            flushes.append(fut)
         if flushes:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*flushes), 5)
@@ -131,15 +135,17 @@ class ExecShim:
             with contextlib.suppress(OSError):
                 fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
             self.slave = slave
-            self.outputs = {streams["stdout"]: StreamToFd(os.dup(slave), streams["stdout"], self._send)}
-            self.stdin = FdToStream(os.dup(slave), streams["stdin"], self._send)
+            loop = asyncio.get_running_loop()
+            self.outputs = {streams["stdout"]: StreamToFd(loop, os.dup(slave), streams["stdout"], self._send)}
+            self.stdin = FdToStream(loop, os.dup(slave), streams["stdin"], self._send)
             for fd in (0, 1, 2):
                 with contextlib.suppress(OSError):
                     os.close(fd)
         else:
-            self.outputs = {streams["stdout"]: StreamToFd(1, streams["stdout"], self._send),
-                            streams["stderr"]: StreamToFd(2, streams["stderr"], self._send)}
-            self.stdin = FdToStream(0, streams["stdin"], self._send)
+            loop = asyncio.get_running_loop()
+            self.outputs = {streams["stdout"]: StreamToFd(loop, 1, streams["stdout"], self._send),
+                            streams["stderr"]: StreamToFd(loop, 2, streams["stderr"], self._send)}
+            self.stdin = FdToStream(loop, 0, streams["stdin"], self._send)
 
     def _forward(self, sig: int) -> None:
         if self.link is not None:

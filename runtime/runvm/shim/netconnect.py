@@ -1,6 +1,8 @@
-"""`docker network connect/disconnect` on a running container: Docker moves a veth into (or out of) the netns;
-the shim notices through netlink, hot-plugs (or unplugs) a virtio NIC over QMP behind a new tap, and the agent
-configures it. The guest's view follows the netns, as a runc container's would."""
+"""`docker network connect/disconnect` on a running container: Docker moves a veth into (or out of) the netns.
+The resident shim notices through netlink and runs this as a short-lived helper in the container's netns
+(`python -m runtime.runvm.shim.netconnect`): it compares the veths with the NICs the VM has, hot-plugs a
+virtio NIC behind a new tap for each new veth and unplugs the ones whose veth went, over QMP, and tells the shim
+what the agent must configure."""
 
 from __future__ import annotations
 
@@ -8,111 +10,95 @@ import asyncio
 import contextlib
 import json
 import os
-from typing import TYPE_CHECKING, Any
+import sys
+from pathlib import Path
+from typing import Any
 
-from runtime.runvm import log
 from runtime.runvm.net import tap as tapmod
-from runtime.runvm.net import watch as netwatch
-from runtime.runvm.shim import forked
-
-if TYPE_CHECKING:
-    from runtime.runvm.shim.vm_shim import VmShim
-
-DEBOUNCE_S = 0.3
 
 
 def config_of(v: dict[str, Any]) -> str:
     return json.dumps({k: v[k] for k in ("mac", "mtu", "addresses", "routes")}, sort_keys=True)
 
 
-def _list_veths() -> dict[str, Any]:
-    from runtime.runvm.net import plumb
-
-    return plumb.list_veths()
-
-
-def _wire(tap: str, name: str) -> bool:
-    from runtime.runvm.net import plumb
-
-    return plumb.wire_named(tap, name)
-
-
-async def reconcile(shim: VmShim) -> None:
-    found = {v["name"]: v for v in (await forked.call(_list_veths))["veths"]}
-    for name in [n for n in shim.nics if n not in found]:
-        await _unplug(shim, name)
-    for name, veth in found.items():
-        known = shim.nics.get(name)
-        if known is None:
-            await _plug(shim, veth)
-        elif known.get("config") != config_of(veth) and veth["addresses"]:
-            nic = _nic(veth, known["guest_mac"])
-            await shim.agent.request({"op": "net_add", "nic": nic}, timeout=30)
-            known.update(nic, guest_mac=veth["mac"], config=config_of(veth))
-
-
-def _nic(veth: dict[str, Any], guest_mac: str) -> dict[str, Any]:
+def nic_of(veth: dict[str, Any], guest_mac: str) -> dict[str, Any]:
     return {"guest_mac": guest_mac, "mac": veth["mac"], "mtu": veth["mtu"], "name": veth["name"],
             "addresses": veth["addresses"], "routes": veth["routes"]}
 
 
-async def _plug(shim: VmShim, veth: dict[str, Any]) -> None:
-    n = shim.next_nic = getattr(shim, "next_nic", 0) + 1
-    tap_name, dev, netdev, fdname = f"vmtap{n}", f"nic{n}", f"net{n}", f"tapfd{n}"
+async def reconcile(client: Any, nics: dict[str, dict[str, Any]], next_nic: int) -> dict[str, Any]:
+    """Returns the NICs after the change, and the agent's work: configure (net_add) and take down (net_remove)."""
+    from runtime.runvm.net import plumb
+
+    found = {v["name"]: v for v in plumb.list_veths()["veths"]}
+    configure, take_down = [], []
+    for name in [n for n in nics if n not in found]:
+        nic = nics.pop(name)
+        take_down.append(nic["guest_mac"])
+        if nic.get("device") != "nic0":  # the template's NIC stays, down, behind its tap
+            await _unplug(client, nic)
+    for name, veth in found.items():
+        known = nics.get(name)
+        if known is None:
+            next_nic += 1
+            await _plug(client, veth, next_nic)
+            nic = nic_of(veth, veth["mac"])
+            nics[name] = {**nic, "device": f"nic{next_nic}", "netdev": f"net{next_nic}", "config": config_of(veth)}
+            if veth["addresses"]:
+                configure.append(nic)
+        elif known.get("config") != config_of(veth) and veth["addresses"]:
+            nic = nic_of(veth, known["guest_mac"])
+            configure.append(nic)
+            known.update(nic, guest_mac=veth["mac"], config=config_of(veth))
+    return {"nics": nics, "next_nic": next_nic, "configure": configure, "take_down": take_down}
+
+
+async def _plug(client: Any, veth: dict[str, Any], n: int) -> None:
+    from runtime.runvm.net import plumb
+
+    tap_name, fdname = f"vmtap{n}", f"tapfd{n}"
     fd = tapmod.open_tap(tap_name)
     try:
-        await forked.call(_wire, tap_name, veth["name"])
-        os.set_inheritable(fd, True)
-        await shim.qmp_helper({"op": "plug_nic", "tap_fd": fd, "fdname": fdname, "netdev": netdev,
-                               "device": dev, "mac": veth["mac"]}, pass_fds=(fd,))
+        plumb.wire_named(tap_name, veth["name"])
+        client.send_fd_scm(fd)
+        await client.execute("getfd", {"fdname": fdname})
     finally:
         with contextlib.suppress(OSError):
-            os.close(fd)
-    nic = _nic(veth, veth["mac"])
-    if veth["addresses"]:
-        await shim.agent.request({"op": "net_add", "nic": nic}, timeout=30)
-    shim.nics[veth["name"]] = {**nic, "device": dev, "netdev": netdev, "config": config_of(veth)}
-    log.info(f"hot-plugged {dev} for {veth['name']} ({veth['mac']})")
+            os.close(fd)  # QEMU has its own copy now
+    await client.execute("netdev_add", {"type": "tap", "id": f"net{n}", "fd": fdname, "vhost": False})
+    await client.execute("device_add", {"driver": "virtio-net-pci", "netdev": f"net{n}", "mac": veth["mac"],
+                                        "id": f"nic{n}"})
 
 
-async def _unplug(shim: VmShim, name: str) -> None:
-    nic = shim.nics.pop(name)
-    with contextlib.suppress(Exception):
-        await shim.agent.request({"op": "net_remove", "mac": nic["guest_mac"]}, timeout=10)
-    if nic.get("device") == "nic0":
-        return  # the template's NIC stays, down, behind its tap
+async def _unplug(client: Any, nic: dict[str, Any]) -> None:
+    await client.execute("device_del", {"id": nic["device"]})
+    for _ in range(100):  # the guest acknowledges the ACPI eject; then the netdev can go
+        names = {p["name"] for p in await client.execute("qom-list", {"path": "/machine/peripheral"})}
+        if nic["device"] not in names:
+            break
+        await asyncio.sleep(0.05)
+    await client.execute("netdev_del", {"id": nic["netdev"]})
+
+
+async def _main(req: dict[str, Any]) -> dict[str, Any]:
+    from runtime.runvm.vm import qmp
+
+    client = await qmp.connect(Path(req["qmp_sock"]), timeout=30, name="runvm-netconnect")
     try:
-        await shim.qmp_helper({"op": "unplug_nic", "device": nic["device"], "netdev": nic["netdev"]})
-    except Exception as e:
-        log.warning(f"unplugging {nic['device']}: {e}")
-    log.info(f"removed {nic['device']} ({name})")
-
-
-async def watch(shim: VmShim) -> None:
-    sock = netwatch.subscribe()
-    log.trace("netconnect watching")
-    loop = asyncio.get_running_loop()
-    changed = asyncio.Event()
-
-    def readable() -> None:
-        n = netwatch.drain(sock)
-        log.trace(f"netlink events {n}")
-        if n:
-            changed.set()
-
-    loop.add_reader(sock.fileno(), readable)
-    try:
-        while True:
-            await changed.wait()
-            await asyncio.sleep(DEBOUNCE_S)
-            changed.clear()
-            try:
-                log.trace("netconnect reconcile")
-                await reconcile(shim)
-                log.trace(f"netconnect done {sorted(shim.nics)}")
-            except Exception as e:
-                log.trace(f"netconnect failed {e!r}")
-                log.warning(f"network change not applied: {e}")
+        return await reconcile(client, req["nics"], int(req["next_nic"]))
     finally:
-        loop.remove_reader(sock.fileno())
-        sock.close()
+        with contextlib.suppress(Exception):
+            await client.disconnect()
+
+
+def main() -> int:
+    try:
+        json.dump({"ok": True, **asyncio.run(_main(json.load(sys.stdin)))}, sys.stdout)
+        return 0
+    except Exception as e:
+        json.dump({"ok": False, "error": f"{e.__class__.__name__}: {e}"}, sys.stdout)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,7 +1,7 @@
 """QMP for the resident vm-shim, which keeps neither qemu.qmp nor an open QMP connection (its memory is
 per-container host memory): `python -m runtime.runvm.shim.qmp_helper` reads one JSON operation on stdin,
-connects to the VM's QMP socket, does it and prints a JSON result. Operations are rare (docker update past the
-VM's size, network connect and disconnect)."""
+connects to the VM's QMP socket, does it and prints a JSON result. The operation is rare: a docker update past
+the VM's size (network changes have their own helper, netconnect.py)."""
 
 from __future__ import annotations
 
@@ -22,23 +22,6 @@ async def _run(req: dict[str, Any]) -> dict[str, Any]:
         op = req["op"]
         if op == "hotplug":
             return await resize.hotplug(client.execute, req["resources"], int(req["max_vcpus"]))
-        if op == "plug_nic":
-            client.send_fd_scm(int(req["tap_fd"]))
-            await client.execute("getfd", {"fdname": req["fdname"]})
-            await client.execute("netdev_add", {"type": "tap", "id": req["netdev"], "fd": req["fdname"],
-                                                "vhost": False})
-            await client.execute("device_add", {"driver": "virtio-net-pci", "netdev": req["netdev"],
-                                                "mac": req["mac"], "id": req["device"]})
-            return {}
-        if op == "unplug_nic":
-            await client.execute("device_del", {"id": req["device"]})
-            for _ in range(100):  # the guest acknowledges the ACPI eject; then the netdev can go
-                names = {p["name"] for p in await client.execute("qom-list", {"path": "/machine/peripheral"})}
-                if req["device"] not in names:
-                    break
-                await asyncio.sleep(0.05)
-            await client.execute("netdev_del", {"id": req["netdev"]})
-            return {}
         raise ValueError(f"unknown QMP helper operation {op!r}")
     finally:
         with contextlib.suppress(Exception):

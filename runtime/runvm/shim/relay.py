@@ -1,14 +1,17 @@
 """Host side of a process's stdio: host fds (the pipes or pty containerd gave us) to and from agent streams,
-with the same credit rules as the agent, so 10 MiB of output or a slow reader never deadlock or lose bytes."""
+with the same credit rules as the agent, so 10 MiB of output or a slow reader never deadlock or lose bytes.
+
+Works on any loop with add_reader/remove_reader/add_writer/remove_writer/call_soon: asyncio's (exec-shim) or
+the resident vm-shim's small selectors loop."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import os
 import stat
 from collections.abc import Callable
+from typing import Any
 
 from runtime.agent import protocol
 
@@ -23,14 +26,14 @@ def _pollable(fd: int) -> bool:
 class FdToStream:
     """Read a host fd, send DATA frames within the granted credit, then EOF."""
 
-    def __init__(self, fd: int, stream: int, send: Send, close_fd: bool = True) -> None:
-        self.fd, self.stream, self.send, self.close_fd = fd, stream, send, close_fd
+    def __init__(self, loop: Any, fd: int, stream: int, send: Send, close_fd: bool = True) -> None:
+        self.loop, self.fd, self.stream, self.send, self.close_fd = loop, fd, stream, send, close_fd
         self.credit = protocol.WINDOW
         self.done = False
         self.reading = False
-        self.loop = asyncio.get_running_loop()
         self.pollable = _pollable(fd)
-        self._thread_task: asyncio.Task[None] | None = None
+        self.pumping = False
+        self.fd_closed = False
 
     def start(self) -> None:
         if self.pollable:
@@ -41,21 +44,21 @@ class FdToStream:
             except PermissionError:  # epoll refuses some character devices (/dev/null)
                 self.pollable = False
                 os.set_blocking(self.fd, True)
-        self._thread_task = self.loop.create_task(self._file_pump())
+        self.pumping = True
+        self.loop.call_soon(self._pump)
 
-    async def _file_pump(self) -> None:
-        """Regular files and /dev/null cannot be polled, but never block either: read them in the loop, chunk by
-        chunk within the credit (no worker thread: the shims fork, and forking beside a thread can deadlock)."""
-        while not self.done:
-            while self.credit <= 0 and not self.done:
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(0)
-            data = os.read(self.fd, min(protocol.CHUNK, self.credit))
-            if not data:
-                self.finish()
-                return
-            self.credit -= len(data)
-            self.send(protocol.frame(protocol.DATA, self.stream, data))
+    def _pump(self) -> None:
+        """Regular files and /dev/null cannot be polled, but never block either: one chunk per loop turn, within
+        the credit (no worker thread: the shims fork, and forking beside a thread can deadlock)."""
+        if self.done or self.credit <= 0:
+            return  # grant() reschedules
+        data = os.read(self.fd, min(protocol.CHUNK, self.credit))
+        if not data:
+            self.finish()
+            return
+        self.credit -= len(data)
+        self.send(protocol.frame(protocol.DATA, self.stream, data))
+        self.loop.call_soon(self._pump)
 
     def _resume(self) -> None:
         if self.pollable and not self.done and not self.reading and self.credit > 0:
@@ -68,8 +71,12 @@ class FdToStream:
             self.reading = False
 
     def grant(self, amount: int) -> None:
+        starved = self.credit <= 0
         self.credit += amount
-        self._resume()
+        if self.pumping and starved:
+            self.loop.call_soon(self._pump)
+        else:
+            self._resume()
 
     def _readable(self) -> None:
         try:
@@ -94,15 +101,18 @@ class FdToStream:
         self._pause()
         self.done = True
         self.send(protocol.frame(protocol.EOF, self.stream))
-        if self.close_fd:
-            with contextlib.suppress(OSError):
-                os.close(self.fd)
+        self._close()
 
     def stop(self) -> None:
         """The process is gone: stop reading without sending anything more."""
         self._pause()
         self.done = True
-        if self.close_fd:
+        self._close()
+
+    def _close(self) -> None:
+        """Once: a second close(2) of a recycled fd number would close someone else's file."""
+        if self.close_fd and not self.fd_closed:
+            self.fd_closed = True
             with contextlib.suppress(OSError):
                 os.close(self.fd)
 
@@ -110,14 +120,14 @@ class FdToStream:
 class StreamToFd:
     """DATA frames into a host fd; credit is returned only for bytes the fd accepted."""
 
-    def __init__(self, fd: int, stream: int, send: Send, close_fd: bool = True) -> None:
-        self.fd, self.stream, self.send, self.close_fd = fd, stream, send, close_fd
+    def __init__(self, loop: Any, fd: int, stream: int, send: Send, close_fd: bool = True) -> None:
+        self.loop, self.fd, self.stream, self.send, self.close_fd = loop, fd, stream, send, close_fd
         self.pending = bytearray()
         self.eof = False
         self.closed = False
         self.writing = False
-        self.loop = asyncio.get_running_loop()
-        self.flushed: asyncio.Future[None] = self.loop.create_future()
+        self.flushed = False
+        self._on_flushed: list[Callable[[], None]] = []
         self.pollable = _pollable(fd)
         if self.pollable:
             os.set_blocking(fd, False)
@@ -165,5 +175,14 @@ class StreamToFd:
             with contextlib.suppress(OSError):
                 os.close(self.fd)
         self.closed = True
-        if not self.flushed.done():
-            self.flushed.set_result(None)
+        if not self.flushed:
+            self.flushed = True
+            for cb in self._on_flushed:
+                cb()
+
+    def when_flushed(self, cb: Callable[[], None]) -> None:
+        """cb() once everything up to EOF has reached the fd (at once if it already has)."""
+        if self.flushed:
+            cb()
+        else:
+            self._on_flushed.append(cb)

@@ -313,6 +313,9 @@ class VmSetup:
             log.trace("vm ready")
         except BaseException:
             network_task.cancel()
+            vm_task.cancel()
+            with contextlib.suppress(BaseException):
+                await vm_task
             raise
         finally:
             if tap_fd is not None:

@@ -1,35 +1,39 @@
-"""The resident vm-shim: what the vm-shim becomes (by exec, same pid) once the container is set up, for the
-rest of the container's life. It owns QEMU (its child, which dies with it), the agent's channel, the container's
+"""The resident vm-shim: what the vm-shim becomes (by exec, same pid) once the container is set up, for the rest
+of the container's life. It owns QEMU (its child, which dies with it), the agent's channel and the container's
 stdio, forwards signals, serves the CLI's requests on the control socket, routes exec-shims' streams, and exits
 with the container process's exit code.
 
-It runs in a fresh interpreter without ssl and without qemu.qmp (QMP operations go through a short-lived helper):
-its memory is host memory every idle container costs.
+Its memory is host memory every idle container costs, so it runs in a fresh interpreter on a small selectors
+loop: no asyncio, no ssl, no qemu.qmp, no pyroute2. The rare operations that need those (hot-plugging vCPUs,
+memory or NICs) run in short-lived helper processes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
 import os
 import signal
 import socket
-import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from runtime.agent import protocol
 from runtime.runvm import log, statefile
-from runtime.runvm.errors import RunvmError
-from runtime.runvm.shim import console, forked, resize
+from runtime.runvm.shim import console, resize
+from runtime.runvm.shim.conn import Conn
 from runtime.runvm.shim.constants import FORWARDED_SIGNALS, IMAGES_DIR, INIT_STREAMS, STAND_IN_DIR
-from runtime.runvm.shim.link import Link
+from runtime.runvm.shim.loop import Loop
 from runtime.runvm.shim.quiet import quiet_python_streams
 from runtime.runvm.shim.relay import FdToStream, StreamToFd
 from runtime.runvm.statefile import CREATED, PAUSED, RUNNING, STOPPED
+
+Respond = Callable[[dict[str, Any]], None]
+DRAIN_S = 5.0
+NET_DEBOUNCE_S = 0.3
 
 
 def resident_main(handover_path: str, h: dict[str, Any]) -> None:
@@ -38,25 +42,18 @@ def resident_main(handover_path: str, h: dict[str, Any]) -> None:
         os.unlink(handover_path)
     quiet_python_streams(Path(h["state_dir"]) / "shim.log")
     log.configure(h["log"]["path"], h["log"]["format"])
-    code = 255
+    shim = VmShim(h)
     try:
-        code = asyncio.run(_with_pidfd_watcher(VmShim(h).serve()))
+        shim.serve()
     except BaseException as e:  # the container's exit status must still be reported
         log.error(f"runvm shim failed: {e!r}")
+        shim.code = 255
     finally:
-        os._exit(code)
+        os._exit(shim.code)
 
 
-async def _with_pidfd_watcher(coro: Any) -> Any:
-    """asyncio's default child watcher is a thread per process; the shim must stay single-threaded (it forks)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        watcher = asyncio.PidfdChildWatcher()
-        watcher.attach_loop(asyncio.get_running_loop())
-        asyncio.set_child_watcher(watcher)
-    return await coro
+def _error(e: BaseException | str) -> dict[str, Any]:
+    return {"ok": False, "error": e if isinstance(e, str) else f"{e.__class__.__name__}: {e}"}
 
 
 class VmShim:
@@ -64,68 +61,96 @@ class VmShim:
         self.h = h
         self.id = h["id"]
         self.d = Path(h["state_dir"])
-        self.s = Path(h["sock_dir"])
         self.tty = bool(h["tty"])
         self.qemu_pid = int(h["qemu_pid"])
         self.own_netns = bool(h["own_netns"])
         self.nics: dict[str, dict[str, Any]] = h["nics"]
+        self.next_nic = 0
         self.dns_server: str | None = h["dns_server"]
         self.max_vcpus = int(h["max_vcpus"])
         self.cpuset_pinned = bool(h["cpuset_pinned"])
-        self.boot_info = h["boot"]
-        self.agent: Link | None = None
-        self.routes: dict[int, Link] = {}
-        self.exec_owner: dict[str, Link] = {}
+        self.loop = Loop()
+        self.agent: Conn | None = None
+        self.routes: dict[int, Conn] = {}
+        self.exec_owner: dict[str, Conn] = {}
         self.next_stream = 4
         self.outputs: dict[int, StreamToFd] = {}
         self.stdin_relay: FdToStream | None = None
-        self.exit_future: asyncio.Future[int] | None = None
         self.tty_slave: int | None = h["fds"].get("tty")
         self.oom_killed = False
         self.stand_ins: Any = None
-        self.qmp_lock = asyncio.Lock()
         self.status = statefile.read(h["state_dir"])["status"]
+        self.code = 255
+        self.exiting = False
+        self.helper_queue: list[Callable[[], None]] = []
+        self.helper_busy = False
+        self.net_timer: int | None = None
 
-    # ---- start-up after the exec -------------------------------------------------------------------
-    async def _attach(self) -> asyncio.AbstractServer:
+    # ---- start-up after the exec and the end ------------------------------------------------------
+    def serve(self) -> None:
         fds = self.h["fds"]
-        reader, writer = await asyncio.open_unix_connection(sock=socket.socket(fileno=fds["agent"]))
-        if self.h.get("unread"):
-            reader.feed_data(base64.b64decode(self.h["unread"]))
-        self.agent = Link(reader, writer, self._on_agent_frame, name="guest agent")
-        send = self._to_agent
+        self.agent = Conn(self.loop, socket.socket(fileno=fds["agent"]), self._on_agent_frame, "guest agent",
+                          on_close=lambda: self._finish(255, "the guest agent's channel closed", vm_alive=False))
+        send = self.agent.send
         if self.tty_slave is not None:
-            self.outputs = {INIT_STREAMS["stdout"]: StreamToFd(os.dup(self.tty_slave), INIT_STREAMS["stdout"], send)}
-            self.stdin_relay = FdToStream(os.dup(self.tty_slave), INIT_STREAMS["stdin"], send)
+            self.outputs = {INIT_STREAMS["stdout"]: StreamToFd(self.loop, os.dup(self.tty_slave),
+                                                               INIT_STREAMS["stdout"], send)}
+            self.stdin_relay = FdToStream(self.loop, os.dup(self.tty_slave), INIT_STREAMS["stdin"], send)
         else:
-            self.outputs = {INIT_STREAMS["stdout"]: StreamToFd(1, INIT_STREAMS["stdout"], send),
-                            INIT_STREAMS["stderr"]: StreamToFd(2, INIT_STREAMS["stderr"], send)}
-            self.stdin_relay = FdToStream(0, INIT_STREAMS["stdin"], send)
+            self.outputs = {INIT_STREAMS["stdout"]: StreamToFd(self.loop, 1, INIT_STREAMS["stdout"], send),
+                            INIT_STREAMS["stderr"]: StreamToFd(self.loop, 2, INIT_STREAMS["stderr"], send)}
+            self.stdin_relay = FdToStream(self.loop, 0, INIT_STREAMS["stdin"], send)
+        self.agent.feed(base64.b64decode(self.h.get("unread") or ""))
         for kind, ident, payload in self.h.get("early") or []:
             self._on_agent_frame(kind, ident, base64.b64decode(payload))
-        return await asyncio.start_unix_server(self._client, sock=socket.socket(fileno=fds["server"]))
-
-    async def serve(self) -> int:
-        loop = asyncio.get_running_loop()
-        self.exit_future = loop.create_future()
-        server = await self._attach()
+        self.server = socket.socket(fileno=fds["server"])
+        self.server.setblocking(False)
+        self.loop.add_reader(self.server.fileno(), self._accept)
         self._signals()
         self._watch_qemu()
-        if self.h.get("restored") and self.stdin_relay is not None:
+        if self.own_netns:
+            self._watch_network()
+        if self.h.get("restored"):
             self.stdin_relay.start()
-        net_task = loop.create_task(self._watch_network())
-        code = await self.exit_future
+        self.loop.run()
+
+    def _finish(self, code: int, why: str | None = None, vm_alive: bool = True) -> None:
+        """The container is done: flush its output (bounded), record the exit, stop the VM, leave the loop.
+        A dead VM sends nothing more: what arrived is written out and the streams end at once."""
+        if self.exiting:
+            return
+        self.exiting = True
+        self.code = code
+        if why:
+            log.error(why)
         log.trace(f"exit {code}")
-        net_task.cancel()
-        server.close()
-        await self._drain_outputs()
-        log.trace("drained")
-        if self.stand_ins is not None:
-            self.stand_ins.stop_all()
-        self._set_status(STOPPED, exit_code=code, oom_killed=self.oom_killed)
-        self._stop_vm()
-        log.trace("vm stopped")
-        return code
+        if self.stdin_relay is not None:
+            self.stdin_relay.stop()
+        if not vm_alive:
+            for out in self.outputs.values():
+                out.end()
+        waiting = [o for o in self.outputs.values() if not o.flushed]
+
+        def done() -> None:
+            if any(not o.flushed for o in waiting) and not timed_out[0]:
+                return
+            if self.stand_ins is not None:
+                self.stand_ins.stop_all()
+            statefile.update(str(self.d), status=STOPPED, exit_code=code, oom_killed=self.oom_killed)
+            self._stop_vm()
+            self.loop.stop()
+
+        timed_out = [False]
+        for o in waiting:
+            o.when_flushed(done)
+
+        def expire() -> None:
+            timed_out[0] = True
+            done()
+
+        self.loop.call_later(DRAIN_S, expire)
+        if not waiting:
+            done()
 
     def _stop_vm(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -133,45 +158,14 @@ class VmShim:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.qemu_pid, 0)
 
-    async def qmp_helper(self, op: dict[str, Any], pass_fds: tuple[int, ...] = ()) -> dict[str, Any]:
-        """One QMP operation in a short-lived helper process (one at a time: QMP takes one client)."""
-        async with self.qmp_lock:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "runtime.runvm.shim.qmp_helper", stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, pass_fds=pass_fds,
-                env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
-            out, _ = await proc.communicate(json.dumps({"qmp_sock": self.h["qmp_sock"], **op}).encode())
-        try:
-            reply = json.loads(out or b"{}")
-        except ValueError:
-            reply = {}
-        if not reply.get("ok"):
-            raise RunvmError(reply.get("error") or f"QMP helper failed ({op.get('op')})")
-        return reply
+    def _set_status(self, status: str, **extra: Any) -> None:
+        self.status = status
+        statefile.update(str(self.d), status=status, **extra)
 
-    async def op_checkpoint(self, req: dict[str, Any], link: Link) -> dict[str, Any]:
-        if self._status() not in (RUNNING, PAUSED):
-            raise RunvmError(f"cannot checkpoint a container that is {self._status()}")
-        from runtime.runvm.shim import images
-
-        image_path = Path(req["image_path"])
-        images.bind(self.d / "share", image_path)
-        try:
-            reply = await self.agent.request({"op": "checkpoint", "images": IMAGES_DIR,
-                                              "leave_running": bool(req.get("leave_running"))}, timeout=300)
-        finally:
-            images.unbind(self.d / "share")
-        (image_path / "runvm.json").write_text(json.dumps({"tty": self.tty, "info": reply.get("info") or {}}))
-        return {}
-
-    # ---- frames -----------------------------------------------------------------------------------
-    def _to_agent(self, data: bytes) -> None:
-        if self.agent is not None:
-            self.agent.send(data)
-
+    # ---- the agent's frames -------------------------------------------------------------------------
     def _on_agent_frame(self, kind: int, ident: int, payload: bytes) -> None:
         if kind == protocol.REQUEST:
-            asyncio.get_running_loop().create_task(self._agent_request(ident, json.loads(payload)))
+            self._agent_request(ident, json.loads(payload))
         elif kind == protocol.EVENT:
             self._on_event(json.loads(payload))
         elif kind in (protocol.DATA, protocol.EOF):
@@ -190,10 +184,8 @@ class VmShim:
         kind = ev.get("event")
         if kind == "exit":
             key = ev.get("process")
-            code = protocol.exit_code(ev.get("status") or {})
             if key == "init":
-                if self.exit_future is not None and not self.exit_future.done():
-                    self.exit_future.set_result(code)
+                self._finish(protocol.exit_code(ev.get("status") or {}))
             else:
                 owner = self.exec_owner.pop(key, None)
                 if owner is not None:
@@ -201,223 +193,345 @@ class VmShim:
         elif kind == "oom":
             self.oom_killed = True
             log.warning("container OOM-killed a process in the guest")
-            asyncio.get_running_loop().create_task(self._relay_oom())
+            self._relay_oom()
 
-    async def _agent_request(self, ident: int, req: dict[str, Any]) -> None:
+    def _relay_oom(self) -> None:
+        """containerd watches the container's memory cgroup on the host: make it see a real OOM there."""
+        pid = os.fork()
+        if pid == 0:
+            try:
+                from runtime.runvm import oom
+
+                oom.signal_host_cgroup(self.h["cgroup_path"])
+            finally:
+                os._exit(0)
+        self._reap_later(pid)
+
+    def _reap_later(self, pid: int) -> None:
+        fd = os.pidfd_open(pid)
+
+        def gone() -> None:
+            self.loop.remove_reader(fd)
+            os.close(fd)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+        self.loop.add_reader(fd, gone)
+
+    def _agent_request(self, ident: int, req: dict[str, Any]) -> None:
         """Requests from the guest: only DNS queries for Docker's embedded server, asked from our netns."""
-        try:
-            if req.get("op") != "dns":
-                raise RunvmError(f"unknown guest request {req.get('op')!r}")
-            from runtime.runvm.net import dns
+        if req.get("op") != "dns" or not self.dns_server:
+            self.agent.respond(ident, _error(f"unknown guest request {req.get('op')!r}"))
+            return
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setblocking(False)
+        fd = s.fileno()
+        state: dict[str, Any] = {}
 
-            answer = await dns.ask(base64.b64decode(req["data"]), self.dns_server)
-            reply = {"ok": True, "data": base64.b64encode(answer).decode()}
-        except Exception as e:
-            reply = {"ok": False, "error": str(e)}
-        if self.agent is not None:
+        def finish(reply: dict[str, Any]) -> None:
+            self.loop.remove_reader(fd)
+            self.loop.cancel(state.get("timer"))
+            s.close()
             self.agent.respond(ident, reply)
 
-    async def _relay_oom(self) -> None:
-        from runtime.runvm import oom
+        def readable() -> None:
+            with contextlib.suppress(BlockingIOError):
+                finish({"ok": True, "data": base64.b64encode(s.recv(65535)).decode()})
 
-        with contextlib.suppress(Exception):
-            await forked.call(oom.signal_host_cgroup, self.h["cgroup_path"])
+        try:
+            s.connect((self.dns_server, 53))
+            s.send(base64.b64decode(req["data"]))
+        except OSError as e:
+            s.close()
+            self.agent.respond(ident, _error(e))
+            return
+        self.loop.add_reader(fd, readable)
+        state["timer"] = self.loop.call_later(5.0, lambda: finish(_error("no answer from Docker's DNS")))
 
     # ---- control socket ---------------------------------------------------------------------------
-    async def _serve_control(self) -> asyncio.AbstractServer:
-        path = self.s / "shim.sock"
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        return await asyncio.start_unix_server(self._client, path=str(path))
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        link_ref: list[Link] = []
+    def _accept(self) -> None:
+        try:
+            sock, _ = self.server.accept()
+        except BlockingIOError:
+            return
+        holder: list[Conn] = []
 
         def on_frame(kind: int, ident: int, payload: bytes) -> None:
-            link = link_ref[0]
+            client = holder[0]
             if kind == protocol.REQUEST:
-                asyncio.get_running_loop().create_task(self._control_request(link, ident, json.loads(payload)))
-            elif kind in (protocol.DATA, protocol.EOF, protocol.CREDIT) and self.routes.get(ident) is link:
-                self._to_agent(protocol.frame(kind, ident, payload))
+                self._control(client, ident, json.loads(payload))
+            elif kind in (protocol.DATA, protocol.EOF, protocol.CREDIT) and self.routes.get(ident) is client:
+                self.agent.send(protocol.frame(kind, ident, payload))
 
-        link = Link(reader, writer, on_frame, name="control client")
-        link_ref.append(link)
-        await link.closed
-        for sid in [s for s, owner in self.routes.items() if owner is link]:
-            del self.routes[sid]
+        def closed() -> None:
+            for sid in [s for s, owner in self.routes.items() if owner is holder[0]]:
+                del self.routes[sid]
 
-    async def _control_request(self, link: Link, ident: int, req: dict[str, Any]) -> None:
+        holder.append(Conn(self.loop, sock, on_frame, "control client", on_close=closed))
+
+    def _control(self, client: Conn, ident: int, req: dict[str, Any]) -> None:
+        def respond(reply: dict[str, Any]) -> None:
+            client.respond(ident, reply if "ok" in reply else {"ok": True, **reply})
+
+        fn = getattr(self, "op_" + str(req.get("op", "")).replace("-", "_"), None)
+        if fn is None:
+            respond(_error(f"unknown request {req.get('op')!r}"))
+            return
         try:
-            fn = getattr(self, "op_" + str(req.get("op", "")).replace("-", "_"), None)
-            if fn is None:
-                raise RunvmError(f"unknown request {req.get('op')!r}")
-            result = await fn(req, link)
-            link.respond(ident, {"ok": True, **(result or {})})
-        except RunvmError as e:
-            link.respond(ident, {"ok": False, "error": str(e)})
+            fn(req, client, respond)
         except Exception as e:
             import traceback
 
             log.error(f"shim request {req.get('op')} failed: {traceback.format_exc()}")
-            link.respond(ident, {"ok": False, "error": f"{e.__class__.__name__}: {e}"})
+            respond(_error(e))
 
-    def _status(self) -> str:
-        return self.status
+    def _ask(self, body: dict[str, Any], then: Callable[[dict[str, Any]], None], respond: Respond,
+             timeout: float = 30) -> None:
+        """An agent request whose failure is the client's answer and whose success continues with then()."""
+        def got(reply: dict[str, Any]) -> None:
+            if reply.get("ok"):
+                then(reply)
+            else:
+                respond(_error(reply.get("error") or f"{body.get('op')} failed"))
 
-    def _set_status(self, status: str, **extra: Any) -> None:
-        self.status = status
-        statefile.update(str(self.d), status=status, **extra)
+        self.agent.request(body, got, timeout=timeout)
 
-    async def op_start(self, req: dict[str, Any], link: Link) -> dict[str, Any]:
-        if self._status() != CREATED:
-            raise RunvmError(f"cannot start a container that is {self._status()}")
-        log.trace("start req")
-        await self.agent.request({"op": "start"})
-        log.trace("started")
-        self._set_status(RUNNING)
-        if self.stdin_relay is not None:
+    def op_start(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
+        if self.status != CREATED:
+            respond(_error(f"cannot start a container that is {self.status}"))
+            return
+
+        def started(_reply: dict[str, Any]) -> None:
+            self._set_status(RUNNING)
             self.stdin_relay.start()
-        return {}
+            respond({})
 
-    async def op_kill(self, req: dict[str, Any], link: Link) -> dict[str, Any]:
-        if self._status() == STOPPED:
-            raise RunvmError("container not running")
+        log.trace("start req")
+        self._ask({"op": "start"}, started, respond)
+
+    def op_kill(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
+        if self.status == STOPPED:
+            respond(_error("container not running"))
+            return
         sig = int(req["signal"])
-        if self._status() == PAUSED and sig == signal.SIGKILL:
-            await self.agent.request({"op": "kill", "signal": sig, "all": True})
-            await self.agent.request({"op": "resume"})
-            return {}
-        await self.agent.request({"op": "kill", "signal": sig, "all": bool(req.get("all")),
-                                  "process": req.get("process")})
-        return {}
+        if self.status == PAUSED and sig == signal.SIGKILL:  # a frozen process cannot die until thawed
+            self._ask({"op": "kill", "signal": sig, "all": True},
+                      lambda _r: self._ask({"op": "resume"}, lambda _r2: respond({}), respond), respond)
+            return
+        self._ask({"op": "kill", "signal": sig, "all": bool(req.get("all")), "process": req.get("process")},
+                  lambda _r: respond({}), respond)
 
-    async def op_pause(self, req: dict[str, Any], link: Link) -> dict[str, Any]:
-        if self._status() != RUNNING:
-            raise RunvmError(f"container not running ({self._status()})")
-        await self.agent.request({"op": "pause"})
-        self._set_status(PAUSED)
-        return {}
+    def op_pause(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
+        if self.status != RUNNING:
+            respond(_error(f"container not running ({self.status})"))
+            return
+        self._ask({"op": "pause"}, lambda _r: (self._set_status(PAUSED), respond({})), respond)
 
-    async def op_resume(self, req: dict[str, Any], link: Link) -> dict[str, Any]:
-        if self._status() != PAUSED:
-            raise RunvmError("container not paused")
-        await self.agent.request({"op": "resume"})
-        self._set_status(RUNNING)
-        return {}
+    def op_resume(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
+        if self.status != PAUSED:
+            respond(_error("container not paused"))
+            return
+        self._ask({"op": "resume"}, lambda _r: (self._set_status(RUNNING), respond({})), respond)
 
-    async def op_ps(self, req: dict[str, Any], link: Link) -> dict[str, Any]:
-        from runtime.runvm.shim.top import StandIns
+    def op_ps(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
+        def listed(reply: dict[str, Any]) -> None:
+            from runtime.runvm.shim.top import StandIns
 
-        reply = await self.agent.request({"op": "ps"})
-        processes = reply.get("processes") or []
-        if self.stand_ins is None:
-            self.stand_ins = StandIns(STAND_IN_DIR)
-        return {"processes": processes, "host_pids": self.stand_ins.sync(processes)}
+            processes = reply.get("processes") or []
+            if self.stand_ins is None:
+                self.stand_ins = StandIns(STAND_IN_DIR)
+            respond({"processes": processes, "host_pids": self.stand_ins.sync(processes)})
 
-    async def op_stats(self, req: dict[str, Any], link: Link) -> dict[str, Any]:
-        return {"stats": (await self.agent.request({"op": "stats"})).get("stats")}
+        self._ask({"op": "ps"}, listed, respond)
 
-    async def op_update(self, req: dict[str, Any], link: Link) -> dict[str, Any]:
+    def op_stats(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
+        self._ask({"op": "stats"}, lambda r: respond({"stats": r.get("stats")}), respond)
+
+    def op_state(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
+        respond({"status": self.status, "boot": self.h["boot"]})
+
+    def op_update(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
         res = req.get("resources") or {}
         if (res.get("cpu") or {}).get("cpus"):
             self.cpuset_pinned = True
-        warnings: list[str] = []
-        if resize.cpus_needed(res) > 1 or resize.memory_needed_mib(res):
-            plugged = await self.qmp_helper({"op": "hotplug", "resources": res, "max_vcpus": self.max_vcpus})
-            warnings += plugged.get("warnings") or []
-            online = resize.online_request(plugged, self.cpuset_pinned)
-            if online:
-                await self.agent.request(online, timeout=30)
-        reply = await self.agent.request({"op": "update", "resources": res}, timeout=60)
-        return {"warnings": warnings + (reply.get("warnings") or [])}
 
-    async def op_exec(self, req: dict[str, Any], link: Link) -> dict[str, Any]:
-        if self._status() != RUNNING:
-            raise RunvmError(f"cannot exec in a {self._status()} container")
+        def apply(warnings: list[str]) -> None:
+            self._ask({"op": "update", "resources": res},
+                      lambda r: respond({"warnings": warnings + (r.get("warnings") or [])}), respond, timeout=60)
+
+        def plugged(reply: dict[str, Any]) -> None:
+            if not reply.get("ok"):
+                respond(reply)
+                return
+            online = resize.online_request(reply, self.cpuset_pinned)
+            if online:
+                self._ask(online, lambda _r: apply(reply.get("warnings") or []), respond)
+            else:
+                apply(reply.get("warnings") or [])
+
+        if resize.cpus_needed(res) > 1 or resize.memory_needed_mib(res):
+            self._helper("runtime.runvm.shim.qmp_helper",
+                         {"op": "hotplug", "resources": res, "max_vcpus": self.max_vcpus}, plugged)
+        else:
+            apply([])
+
+    def op_exec(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
+        if self.status != RUNNING:
+            respond(_error(f"cannot exec in a {self.status} container"))
+            return
         base = self.next_stream
         self.next_stream += 3
         streams = {"stdin": base, "stdout": base + 1, "stderr": base + 2}
         for sid in streams.values():
-            self.routes[sid] = link
-        self.exec_owner[req["id"]] = link
-        try:
-            reply = await self.agent.request({"op": "exec", "id": req["id"], "process": req["process"],
-                                              "streams": streams})
-        except RunvmError:
+            self.routes[sid] = client
+        self.exec_owner[req["id"]] = client
+
+        def done(reply: dict[str, Any]) -> None:
+            if reply.get("ok"):
+                respond({"pid": reply.get("pid"), "streams": streams})
+                return
             for sid in streams.values():
                 self.routes.pop(sid, None)
             self.exec_owner.pop(req["id"], None)
-            raise
-        return {"pid": reply.get("pid"), "streams": streams}
+            respond(_error(reply.get("error") or "exec failed"))
 
-    async def op_exec_kill(self, req: dict[str, Any], link: Link) -> dict[str, Any]:
-        with contextlib.suppress(RunvmError):
-            await self.agent.request({"op": "kill", "signal": int(req["signal"]), "process": req["id"]})
-        return {}
+        self.agent.request({"op": "exec", "id": req["id"], "process": req["process"], "streams": streams}, done)
 
-    async def op_resize(self, req: dict[str, Any], link: Link) -> dict[str, Any]:
-        await self.agent.request({"op": "resize", "process": req.get("process"), "rows": req["rows"],
-                                  "cols": req["cols"]})
-        return {}
+    def op_exec_kill(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
+        self.agent.request({"op": "kill", "signal": int(req["signal"]), "process": req["id"]},
+                           lambda _r: respond({}))
 
-    async def op_state(self, req: dict[str, Any], link: Link) -> dict[str, Any]:
-        return {"status": self._status(), "boot": self.boot_info}
+    def op_resize(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
+        self._ask({"op": "resize", "process": req.get("process"), "rows": req["rows"], "cols": req["cols"]},
+                  lambda _r: respond({}), respond)
 
-    # ---- running -----------------------------------------------------------------------------------
+    def op_checkpoint(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
+        if self.status not in (RUNNING, PAUSED):
+            respond(_error(f"cannot checkpoint a container that is {self.status}"))
+            return
+        from runtime.runvm.shim import images
+
+        image_path = Path(req["image_path"])
+        images.bind(self.d / "share", image_path)
+
+        def dumped(reply: dict[str, Any]) -> None:
+            images.unbind(self.d / "share")
+            if not reply.get("ok"):
+                respond(_error(reply.get("error") or "checkpoint failed"))
+                return
+            (image_path / "runvm.json").write_text(json.dumps({"tty": self.tty, "info": reply.get("info") or {}}))
+            respond({})
+
+        self.agent.request({"op": "checkpoint", "images": IMAGES_DIR, "leave_running": bool(req.get("leave_running"))},
+                           dumped, timeout=300)
+
+    # ---- helpers for the rare operations (one at a time: QMP takes one client) ----------------------
+    def _helper(self, module: str, body: dict[str, Any], done: Callable[[dict[str, Any]], None]) -> None:
+        def run() -> None:
+            import subprocess
+
+            self.helper_busy = True
+            proc = subprocess.Popen([sys.executable, "-m", module], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, close_fds=True,
+                                    env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(json.dumps({"qmp_sock": self.h["qmp_sock"], **body}).encode())
+            proc.stdin.close()
+            out = proc.stdout
+            fd = out.fileno()
+            os.set_blocking(fd, False)
+            chunks: list[bytes] = []
+
+            def readable() -> None:
+                try:
+                    chunk = os.read(fd, 65536)
+                except BlockingIOError:
+                    return
+                if chunk:
+                    chunks.append(chunk)
+                    return
+                self.loop.remove_reader(fd)
+                out.close()
+                proc.wait()
+                try:
+                    reply = json.loads(b"".join(chunks) or b"{}")
+                except ValueError:
+                    reply = {}
+                if "ok" not in reply:
+                    reply = _error(f"{module} failed")
+                self.helper_busy = False
+                done(reply)
+                if self.helper_queue:
+                    self.helper_queue.pop(0)()
+
+            self.loop.add_reader(fd, readable)
+
+        if self.helper_busy:
+            self.helper_queue.append(run)
+        else:
+            run()
+
+    # ---- signals, the VM, the network ---------------------------------------------------------------
     def _signals(self) -> None:
-        loop = asyncio.get_running_loop()
         for sig in FORWARDED_SIGNALS:
             with contextlib.suppress(OSError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self._forward_signal, int(sig))
+                self.loop.add_signal_handler(int(sig), self._forward_signal)
         if self.tty:
-            loop.add_signal_handler(signal.SIGWINCH, self._winch)
+            self.loop.add_signal_handler(signal.SIGWINCH, self._winch)
 
     def _forward_signal(self, sig: int) -> None:
-        if self.agent is not None and self._status() in (RUNNING, PAUSED, CREATED):
-            asyncio.get_running_loop().create_task(self._quiet(self.agent.request({"op": "kill", "signal": sig})))
+        if self.agent is not None and self.status in (RUNNING, PAUSED, CREATED):
+            self.agent.request({"op": "kill", "signal": sig}, lambda _r: None)
 
-    def _winch(self) -> None:
-        if self.tty_slave is None or self.agent is None:
-            return
-        rows, cols = console.window_size(self.tty_slave)
-        asyncio.get_running_loop().create_task(self._quiet(self.agent.request(
-            {"op": "resize", "process": "init", "rows": rows, "cols": cols})))
-
-    @staticmethod
-    async def _quiet(coro: Any) -> None:
-        with contextlib.suppress(Exception):
-            await coro
+    def _winch(self, _sig: int) -> None:
+        if self.tty_slave is not None and self.agent is not None:
+            rows, cols = console.window_size(self.tty_slave)
+            self.agent.request({"op": "resize", "process": "init", "rows": rows, "cols": cols}, lambda _r: None)
 
     def _watch_qemu(self) -> None:
         fd = os.pidfd_open(self.qemu_pid)
-        loop = asyncio.get_running_loop()
 
         def gone() -> None:
-            loop.remove_reader(fd)
+            self.loop.remove_reader(fd)
             os.close(fd)
             try:
                 _, status = os.waitpid(self.qemu_pid, 0)
                 killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
             except ChildProcessError:
                 status, killed = -1, False
-            if self.exit_future is not None and not self.exit_future.done():
-                log.error(f"the container's VM stopped unexpectedly (QEMU wait status {status})")
-                self.exit_future.set_result(128 + signal.SIGKILL if killed else 255)
+            self._finish(128 + signal.SIGKILL if killed else 255,
+                         f"the container's VM stopped unexpectedly (QEMU wait status {status})", vm_alive=False)
 
-        loop.add_reader(fd, gone)
+        self.loop.add_reader(fd, gone)
 
-    async def _watch_network(self) -> None:
-        """`docker network connect/disconnect` while running: NICs hot-plugged and removed (netconnect.py)."""
-        if not self.own_netns:
-            return
-        from runtime.runvm.shim import netconnect
+    def _watch_network(self) -> None:
+        """`docker network connect/disconnect`: netlink wakes us, a helper reconciles NICs with the veths."""
+        from runtime.runvm.net import watch as netwatch
 
-        await netconnect.watch(self)
+        sock = netwatch.subscribe()
+        self.next_nic = sum(1 for n in self.nics.values() if n.get("device") != "nic0")
 
-    async def _drain_outputs(self, timeout: float = 5.0) -> None:
-        if self.stdin_relay is not None:
-            self.stdin_relay.stop()
-        waits = [o.flushed for o in self.outputs.values()]
-        if waits:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*waits), timeout)
+        def readable() -> None:
+            if netwatch.drain(sock):
+                self.loop.cancel(self.net_timer)
+                self.net_timer = self.loop.call_later(NET_DEBOUNCE_S, reconcile)
+
+        def reconcile() -> None:
+            self.net_timer = None
+            self._helper("runtime.runvm.shim.netconnect", {"nics": self.nics, "next_nic": self.next_nic}, applied)
+
+        def applied(reply: dict[str, Any]) -> None:
+            if not reply.get("ok"):
+                log.warning(f"network change not applied: {reply.get('error')}")
+                return
+            self.nics, self.next_nic = reply["nics"], reply["next_nic"]
+            for mac in reply.get("take_down") or []:
+                self.agent.request({"op": "net_remove", "mac": mac}, lambda _r: None)
+            for nic in reply.get("configure") or []:
+                self.agent.request({"op": "net_add", "nic": nic}, _net_added, timeout=30)
+
+        def _net_added(reply: dict[str, Any]) -> None:
+            if not reply.get("ok"):
+                log.warning(f"guest NIC not configured: {reply.get('error')}")
+
+        self.loop.add_reader(sock.fileno(), readable)
