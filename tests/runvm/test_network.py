@@ -74,3 +74,47 @@ def test_published_port_is_reachable_from_host_loopback(dk: Any) -> None:
         assert body == b"hello-published\n", last_error
     finally:
         server.remove(force=True)
+
+
+def _has_address_in(container: Any, subnet_prefix: str) -> bool:
+    out = container.exec_run(["ip", "-4", "addr"]).output.decode()
+    return f"inet {subnet_prefix}" in out
+
+
+def test_network_connect_and_disconnect_hot_plug_a_nic(dk: Any) -> None:
+    """`docker network connect` on a running runvm container: a NIC appears in the guest with Docker's
+    address on the new network and reaches a peer there; `disconnect` takes it away."""
+    tag = secrets.token_hex(3)
+    first = dk.networks.create(f"rvt-n1-{tag}", internal=True, labels=LABEL)
+    second = dk.networks.create(f"rvt-n2-{tag}", internal=True, labels=LABEL)
+    containers = []
+    try:
+        peer = dk.containers.run(IMAGE, ["sh", "-c", "echo ready; while :; do echo peer-ok | nc -l -p 9000; done"],
+                                 runtime="runc", detach=True, labels=LABEL, name=f"rvt-peer-{tag}",
+                                 network=second.name)
+        containers.append(peer)
+        box = dk.containers.run(IMAGE, ["sleep", "600"], runtime="runvm", detach=True, labels=LABEL,
+                                network=first.name)
+        containers.append(box)
+        wait_log(peer, "ready")
+        second.connect(box)
+        box.reload()
+        address = box.attrs["NetworkSettings"]["Networks"][second.name]["IPAddress"]
+        prefix = address.rsplit(".", 1)[0] + "."
+        deadline = time.monotonic() + 15
+        while not _has_address_in(box, address) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _has_address_in(box, address)
+        assert box.exec_run(["nc", "-w", "3", f"rvt-peer-{tag}", "9000"]).output.decode().strip() == "peer-ok"
+        second.disconnect(box)
+        deadline = time.monotonic() + 15
+        while _has_address_in(box, prefix) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _has_address_in(box, prefix)
+    finally:
+        for c in containers:
+            with contextlib.suppress(Exception):
+                c.remove(force=True)
+        for n in (second, first):
+            with contextlib.suppress(Exception):
+                n.remove()

@@ -30,7 +30,8 @@ async def reconcile(client: Any, nics: dict[str, dict[str, Any]], next_nic: int)
     """Returns the NICs after the change, and the agent's work: configure (net_add) and take down (net_remove)."""
     from runtime.runvm.net import plumb
 
-    found = {v["name"]: v for v in plumb.list_veths()["veths"]}
+    # pyroute2's synchronous API runs its own event loop: in a thread, beside ours (this is a helper process)
+    found = {v["name"]: v for v in (await asyncio.to_thread(plumb.list_veths))["veths"]}
     configure, take_down = [], []
     for name in [n for n in nics if n not in found]:
         nic = nics.pop(name)
@@ -59,7 +60,7 @@ async def _plug(client: Any, veth: dict[str, Any], n: int) -> None:
     tap_name, fdname = f"vmtap{n}", f"tapfd{n}"
     fd = tapmod.open_tap(tap_name)
     try:
-        plumb.wire_named(tap_name, veth["name"])
+        await asyncio.to_thread(plumb.wire_named, tap_name, veth["name"])
         client.send_fd_scm(fd)
         await client.execute("getfd", {"fdname": fdname})
     finally:
