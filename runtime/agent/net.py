@@ -86,8 +86,18 @@ async def _find(mac: str, timeout: float) -> str:
         await asyncio.sleep(0.02)
 
 
+def write_sysctls(values: dict[str, str]) -> None:
+    """The netns's own settings (Docker's, not the spec's), e.g. IPv6 off: before the NIC comes up."""
+    for key, value in values.items():
+        if not key.startswith("net."):
+            continue
+        with contextlib.suppress(OSError), open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+            f.write(value)
+
+
 async def configure(nic: dict[str, Any], timeout: float = 10.0) -> str:
-    """nic: guest_mac (the MAC QEMU gave it), mac, mtu, name, addresses ["a.b.c.d/len"], routes."""
+    """nic: guest_mac (the MAC QEMU gave it), mac, mtu, name, addresses ["a.b.c.d/len"], routes, sysctls."""
+    write_sysctls(nic.get("sysctls") or {})
     current = await _find(nic["guest_mac"], timeout)
     name = nic.get("name") or current
     fresh = _operstate(current) == "down" and not _has_addresses(current)

@@ -63,6 +63,8 @@ def _send(sock: socket.socket, text: str, fds: list[int] | None = None) -> None:
 
 def _lookup(argv0: str, env: list[str]) -> str:
     if "/" in argv0:
+        if not argv0.startswith("/"):
+            return argv0  # relative to the process's cwd, which is only entered at exec time
         if not os.path.exists(argv0):
             raise ProcessError(f'exec: "{argv0}": stat {argv0}: no such file or directory')
         if not os.access(argv0, os.X_OK) or os.path.isdir(argv0):
@@ -122,7 +124,10 @@ def _rlimits(proc: dict[str, Any]) -> None:
                                      rl["hard"] if rl["hard"] >= 0 else resource.RLIM_INFINITY))
 
 
-def _become(proc: dict[str, Any]) -> None:
+RESET_SIGNALS = (signal.SIGINT, signal.SIGPIPE, signal.SIGCHLD, signal.SIGXFSZ, signal.SIGTERM, signal.SIGHUP)
+
+
+def _become(proc: dict[str, Any], resolved: str | None = None) -> None:
     """Credentials, capabilities and no_new_privs, in runc's order; then exec. Never returns."""
     user = proc.get("user") or {}
     uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
@@ -145,8 +150,8 @@ def _become(proc: dict[str, Any]) -> None:
         raise ProcessError(f"chdir to cwd ({cwd!r}) set in config.json failed: {e.strerror}") from e
     env = proc.get("env") or []
     args = proc.get("args") or []
-    exe = _lookup(args[0], env)
-    for sig in range(1, signal.NSIG):
+    exe = resolved or _lookup(args[0], env)
+    for sig in RESET_SIGNALS:  # what the agent (Python, asyncio) changed; the rest are default already
         with contextlib.suppress(OSError, ValueError):
             signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
@@ -265,14 +270,14 @@ def start_init(cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layout: list[d
             args = proc.get("args") or []
             if not args:
                 raise ProcessError("args must not be empty")
-            _lookup(args[0], proc.get("env") or [])
+            exe = _lookup(args[0], proc.get("env") or [])
             if (spec.get("root") or {}).get("readonly"):
                 mounts.readonly_root()
             _send(child, "ready")
             go = child.recv(16)
             if go != b"start":
                 os._exit(0)
-            _become(proc)
+            _become(proc, exe)
 
         _child_main(helper_work, child)
     child.close()
@@ -330,8 +335,7 @@ def start_exec(init_pid: int, proc: dict[str, Any], stdio: Stdio, cgroup: Cgroup
             args = proc.get("args") or []
             if not args:
                 raise ProcessError("args must not be empty")
-            _lookup(args[0], proc.get("env") or [])
-            _become(proc)
+            _become(proc, _lookup(args[0], proc.get("env") or []))
 
         _child_main(helper_work, child)
     for fd in ns_fds:

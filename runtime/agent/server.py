@@ -398,6 +398,12 @@ class Agent:
 
         return {"name": await net.configure(req["nic"])}
 
+    def op_sysctls(self, req: dict[str, Any]) -> dict[str, Any]:
+        from agent import net
+
+        net.write_sysctls(req.get("values") or {})
+        return {}
+
     async def op_net_remove(self, req: dict[str, Any]) -> dict[str, Any]:
         from agent import net
 

@@ -228,7 +228,10 @@ class VmSetup:
             try:
                 reader, writer = await asyncio.open_unix_connection(str(self.s / "agent.sock"))
                 link = Link(reader, writer, self._early_frame, name="guest agent")
-                await link.request({"op": "ping"}, timeout=max(0.5, min(5.0, deadline - loop.time())))
+                # the first request doubles as the ping: fresh randomness and the host's clock
+                await link.request({"op": "prepare", "time_ns": time.time_ns(),
+                                    "seed": base64.b64encode(os.urandom(64)).decode()},
+                                   timeout=max(0.5, min(5.0, deadline - loop.time())))
                 self.agent = link
                 break
             except (OSError, RunvmError):
@@ -238,8 +241,6 @@ class VmSetup:
                 if loop.time() > deadline:
                     raise RunvmError(f"the guest agent did not answer within {timeout}s") from None
                 await asyncio.sleep(0.05)
-        await self.agent.request({"op": "prepare", "time_ns": time.time_ns(),
-                                  "seed": base64.b64encode(os.urandom(64)).decode()})
         if timeout == COLD_PING_TIMEOUT:  # a cold guest has not had the template's warm-up
             await self.agent.request({"op": "warm", "cgroup_layout": cgroups.layout()}, timeout=120)
 
@@ -266,7 +267,7 @@ class VmSetup:
         from runtime.runvm.shim.netconnect import config_of
 
         nic = {"guest_mac": qemu.TEMPLATE_MAC, "mac": first["mac"], "mtu": first["mtu"], "name": first["name"],
-               "addresses": first["addresses"], "routes": first["routes"]}
+               "addresses": first["addresses"], "routes": first["routes"], "sysctls": _netns_sysctls()}
         # from now on the guest NIC carries the veth's MAC: that is how later changes find it
         self.nics[first["name"]] = {**nic, "guest_mac": first["mac"], "device": "nic0", "config": config_of(first)}
         return [nic]
@@ -350,6 +351,8 @@ class VmSetup:
         log.trace(f"agent create {reply.get('timings')}")
         for nic in nics:
             await self.agent.request({"op": "net_add", "nic": nic}, timeout=30)
+        if self.own_netns and not nics:  # --net=none: still the netns's IPv6 setting, for loopback
+            await self.agent.request({"op": "sysctls", "values": _netns_sysctls()}, timeout=30)
         log.trace("nics")
         for w in reply.get("warnings") or []:
             log.warning(w)
@@ -448,6 +451,22 @@ def fcntl_ctty(fd: int) -> None:
 
     with contextlib.suppress(OSError):
         fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
+
+
+NETNS_SYSCTLS = ("net/ipv6/conf/all/disable_ipv6", "net/ipv6/conf/default/disable_ipv6")
+"""What Docker's network set-up writes in the netns itself (not in the spec): the guest, whose network stack
+is the container's, gets the same (no IPv6 unless the network has it, as under runc)."""
+
+
+def _netns_sysctls() -> dict[str, str]:
+    values = {}
+    for key in NETNS_SYSCTLS:
+        try:
+            with open(f"/proc/sys/{key}") as f:
+                values[key.replace("/", ".")] = f.read().strip()
+        except OSError:
+            continue
+    return values
 
 
 def _plumb_first_veth(go_fd: int, tap: str) -> dict[str, Any] | None:
