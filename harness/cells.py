@@ -121,7 +121,7 @@ class CellRunner:
                       if e["target"]["error"] or e["baseline"]["error"]]
             pytest.fail(f"{spec.id} under {target}: the suite failed (error cell):\n{errors[0] if errors else ''}",
                         pytrace=False)
-        v = verdict(outcome, exp.outcome if exp else None)
+        v = exp.judge(outcome) if exp else verdict(outcome, None)
         self.s.verdicts.append((spec.id, target, str(outcome), str(exp.outcome) if exp else None, str(v)))
 
 

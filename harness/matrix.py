@@ -154,14 +154,15 @@ def _runtimes(registry: Registry, doc: dict[str, Any]) -> tuple[RuntimeView, ...
 
 def _cell_view(scenario: str, runtime: RuntimeView, record: dict[str, Any] | None,
                expectation: Expectation | None) -> CellView:
-    expected = expectation.outcome if expectation else None
     if not runtime.in_run:
         return CellView(scenario, runtime.name, Outcome.NOT_RUN, expectation, None, False, None, NOT_IN_RUN)
     if record is None:
         return CellView(scenario, runtime.name, Outcome.NOT_RUN, expectation,
-                        verdict(Outcome.NOT_RUN, expected), True, None, NO_CELL)
+                        expectation.judge(Outcome.NOT_RUN) if expectation else verdict(Outcome.NOT_RUN, None),
+                        True, None, NO_CELL)
     outcome = Outcome(record["outcome"])
-    return CellView(scenario, runtime.name, outcome, expectation, verdict(outcome, expected), True, record,
+    judged = expectation.judge(outcome) if expectation else verdict(outcome, None)
+    return CellView(scenario, runtime.name, outcome, expectation, judged, True, record,
                     record.get("reason"))
 
 

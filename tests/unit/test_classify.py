@@ -100,3 +100,12 @@ def test_disagreeing_attempts_are_flaky() -> None:
 ])
 def test_verdicts(observed: Outcome, expected: Outcome | None, result: Verdict) -> None:
     assert verdict(observed, expected) == result
+
+
+def test_a_tolerated_outcome_is_expected_and_named_in_the_registry() -> None:
+    from harness.registry import Expectation
+
+    exp = Expectation(Outcome.SAME, "a race in the runtime", tolerate=(Outcome.DIFFERS,))
+    assert exp.judge(Outcome.SAME) == Verdict.EXPECTED
+    assert exp.judge(Outcome.DIFFERS) == Verdict.EXPECTED
+    assert exp.judge(Outcome.REFUSED) == Verdict.REGRESSION
