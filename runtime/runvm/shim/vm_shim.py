@@ -34,6 +34,8 @@ from runtime.runvm.statefile import CREATED, PAUSED, RUNNING, STOPPED
 Respond = Callable[[dict[str, Any]], None]
 DRAIN_S = 5.0
 NET_DEBOUNCE_S = 0.3
+OOM_GRACE_S = 0.2
+"""After the relayed OOM: time for containerd to read its eventfd before it sees the exit."""
 
 
 def resident_main(handover_path: str, h: dict[str, Any]) -> None:
@@ -85,6 +87,7 @@ class VmShim:
         self.helper_queue: list[Callable[[], None]] = []
         self.helper_busy = False
         self.net_timer: int | None = None
+        self.oom_relay: list[Callable[[], None]] | None = None
 
     # ---- start-up after the exec and the end ------------------------------------------------------
     def serve(self) -> None:
@@ -185,7 +188,11 @@ class VmShim:
         if kind == "exit":
             key = ev.get("process")
             if key == "init":
-                self._finish(protocol.exit_code(ev.get("status") or {}))
+                code = protocol.exit_code(ev.get("status") or {})
+                if self.oom_relay is not None:  # Docker must see the OOM before the exit, as with runc
+                    self.oom_relay.append(lambda: self.loop.call_later(OOM_GRACE_S, lambda: self._finish(code)))
+                else:
+                    self._finish(code)
             else:
                 owner = self.exec_owner.pop(key, None)
                 if owner is not None:
@@ -197,17 +204,25 @@ class VmShim:
 
     def _relay_oom(self) -> None:
         """containerd watches the container's memory cgroup on the host: make it see a real OOM there."""
+        if self.oom_relay is not None:
+            return
+        self.oom_relay = []
         pid = os.fork()
         if pid == 0:
             try:
                 from runtime.runvm import oom
 
-                oom.signal_host_cgroup(self.h["cgroup_path"])
+                oom.signal_host_cgroup(self.h["cgroup_path"], protect=(self.qemu_pid,))
             finally:
                 os._exit(0)
-        self._reap_later(pid)
+        self._reap_later(pid, self._oom_relayed)
 
-    def _reap_later(self, pid: int) -> None:
+    def _oom_relayed(self) -> None:
+        waiting, self.oom_relay = self.oom_relay or [], None
+        for cb in waiting:
+            cb()
+
+    def _reap_later(self, pid: int, then: Callable[[], None] | None = None) -> None:
         fd = os.pidfd_open(pid)
 
         def gone() -> None:
@@ -215,6 +230,8 @@ class VmShim:
             os.close(fd)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
+            if then is not None:
+                then()
 
         self.loop.add_reader(fd, gone)
 
