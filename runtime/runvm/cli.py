@@ -89,10 +89,23 @@ def _help() -> str:
 
 
 def version_text() -> str:
+    """runc's lines, plus what a matrix's provenance should record about this host's runvm."""
     from runtime.runvm.vm import accel
 
     return (f"runvm version {VERSION}\nspec: {SPEC_VERSION}\n"
-            f"accel: {accel.describe()}\n")
+            f"accel: {accel.describe()}\ntemplate: {_template_status()}\n")
+
+
+def _template_status() -> str:
+    try:
+        from runtime.runvm.commands.template import _base
+        from runtime.runvm.vm import template
+
+        _cfg, key = _base()
+        found, why = template.find(key)
+        return f"usable ({key}): containers start restored from it" if found else f"none ({why}): cold boots"
+    except Exception as e:  # a version probe must answer whatever the guest's state
+        return f"unknown ({e})"
 
 
 def main(argv: list[str] | None = None) -> int:
