@@ -133,6 +133,22 @@ class OutStream:
         if self.credit <= 0:
             self._pause()
 
+    def flush_buffered(self) -> None:
+        """Send everything the pipe holds now, past the credit if need be: called while the writers are frozen
+        for a checkpoint, so bytes written before it reach the host instead of staying in a pipe that the VM's
+        end takes with it (the credit comes back as the host writes them out)."""
+        while not self.done:
+            try:
+                data = os.read(self.fd, protocol.CHUNK)
+            except (BlockingIOError, OSError):
+                return
+            if not data:
+                return
+            self.credit -= len(data)
+            self.chan.send(protocol.frame(protocol.DATA, self.stream, data))
+        if self.credit <= 0:
+            self._pause()
+
     def drain_and_finish(self) -> None:
         """The process is gone but something still holds the pipe: send what is buffered, then end."""
         while not self.done and self.credit > 0:

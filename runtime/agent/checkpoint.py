@@ -26,6 +26,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,12 +144,15 @@ def _kill_all(init_pid: int, cgroup: Cgroup) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def dump(init_pid: int, images: str, cgroup: Cgroup, leave_running: bool, stdio: dict[str, Any]) -> dict[str, Any]:
+def dump(init_pid: int, images: str, cgroup: Cgroup, leave_running: bool, stdio: dict[str, Any],
+         flush_output: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """CRIU-dump the container's process tree (rooted at its init) into images; returns what restore needs.
 
     CRIU always leaves the tasks frozen in their freezer cgroup (--leave-running on a frozen cgroup), and the agent
     kills them itself when the container must stop. Were CRIU to kill them, it would wait for the pid namespace to
     empty while exec'd processes (children of the agent, whose loop this call blocks) stay unreaped: a deadlock.
+    flush_output() runs once the tasks are frozen: output they wrote before the checkpoint is sent to the host
+    then, since CRIU does not carry the contents of the stdio pipes (the agent holds their other end) across.
     """
     os.makedirs(images, exist_ok=True)
     mounts = mountinfo(init_pid)
@@ -170,6 +174,7 @@ def dump(init_pid: int, images: str, cgroup: Cgroup, leave_running: bool, stdio:
         cgroup.freeze(True)
     dumped = False
     try:
+        flush_output()
         _run(args, os.path.join(images, "dump.log"), "dump")
         dumped = True
     finally:

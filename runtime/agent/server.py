@@ -283,8 +283,14 @@ class Agent:
 
         if self.init is None or self.init.status is not None or self.cgroup is None:
             raise ProcessError("container is not running")
+        outs = self.init.outs
+
+        def flush_output() -> None:
+            for out in outs:
+                out.flush_buffered()
+
         info = checkpoint.dump(self.init.pid, os.path.join(SHARE_DIR, req["images"]), self.cgroup,
-                               bool(req.get("leave_running")), self.init.stdio_description())
+                               bool(req.get("leave_running")), self.init.stdio_description(), flush_output)
         return {"info": info}
 
     async def _start_dns_relay(self, address: str) -> None:

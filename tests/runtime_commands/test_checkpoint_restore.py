@@ -13,6 +13,7 @@ from typing import Any
 
 from docker.models.containers import Container
 
+from harness.checkpoint_upload import start_from_checkpoint
 from harness.context import Ctx, Refused, refusals
 from harness.scenario import scenario
 from tests.runtime_commands._support import COUNTER, counter_values, poll, stable_refusals, state
@@ -46,7 +47,12 @@ def _printed(ctx: Ctx, c: Container) -> list[int]:
 
 def _restore(ctx: Ctx, c: Container, cp: str, printed_before: int) -> dict[str, Any]:
     """Start from the checkpoint and return the first value the counter printed afterwards, and the state."""
-    ctx.cli("start", "--checkpoint", cp, c.id)
+    proc, retried = start_from_checkpoint(lambda: ctx.cli("start", "--checkpoint", cp, c.id, check=False))
+    if retried:
+        ctx.evidence.save(f"restore-{cp}-retries", f"{retried} attempt(s) refused for containerd's stale checkpoint "
+                          "blob (a Docker/containerd race, see harness/checkpoint_upload.py)")
+    if proc.returncode != 0:
+        raise Refused(f"docker start --checkpoint: exit {proc.returncode}: {proc.stderr.strip()[:800]}")
     after = poll(lambda: _printed(ctx, c)[printed_before:], lambda v: len(v) >= 3, timeout=10)
     return {"first": after[0] if after else None, "advancing": after == sorted(after) and len(after) >= 3,
             "running": state(ctx, c)["Status"] == "running"}

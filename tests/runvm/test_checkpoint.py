@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from harness.checkpoint_upload import start_from_checkpoint
 from tests.runvm.conftest import IMAGE, LABEL, docker_cli, docker_leftovers, wait_clean
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -56,7 +57,8 @@ def counter(dk: Any) -> Iterator[Any]:
 
 def restore_and_read(c: Any, checkpoint: str, before: int) -> list[int]:
     """`docker start --checkpoint`, then the first values the counter printed afterwards (at least 3)."""
-    docker_ok("start", "--checkpoint", checkpoint, c.id)
+    proc, _ = start_from_checkpoint(lambda: docker_cli("start", "--checkpoint", checkpoint, c.id, timeout=300))
+    assert proc.returncode == 0, f"docker start --checkpoint: exit {proc.returncode}: {proc.stderr.decode()}"
     return poll(lambda: printed(c)[before:], lambda v: len(v) >= 3, timeout=30)
 
 
