@@ -5,38 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Callable
 from typing import Any
 
 from runtime.runvm.errors import RunvmError
 
 
-def run(hooks: list[dict[str, Any]], state: dict[str, Any], preexec: Callable[[], None] | None = None) -> None:
-    payload = json.dumps(state).encode()
-    for hook in hooks:
-        path = hook.get("path")
-        if not path:
-            raise RunvmError("hook has no path")
-        args = hook.get("args") or [path]
-        env = dict(e.split("=", 1) for e in hook.get("env") or [] if "=" in e)
-        timeout = hook.get("timeout")
-        try:
-            proc = subprocess.run(args, executable=path, input=payload, capture_output=True, env=env,
-                                  timeout=timeout if timeout else None, preexec_fn=preexec, close_fds=True)
-        except subprocess.TimeoutExpired:
-            raise RunvmError(f"hook {path} did not finish within {timeout}s") from None
-        except OSError as e:
-            raise RunvmError(f"running hook {path}: {e.strerror}") from e
-        if proc.returncode != 0:
-            out = (proc.stderr or proc.stdout).decode(errors="replace").strip()
-            raise RunvmError(f"hook {os.path.basename(path)} failed with exit status {proc.returncode}: {out}")
-
-
 async def run_async(hooks: list[dict[str, Any]], state: dict[str, Any],
                     preexec: Callable[[], None] | None = None) -> None:
-    """The same without threads: the shim forks helpers while hooks run, and a fork while another thread holds
-    a lock (the import lock, malloc's) deadlocks the child."""
+    """Each hook with the state on stdin, in order; the first failure is an error naming the hook. Without
+    threads: the shim forks helpers while hooks run, and a fork while another thread holds a lock (the import
+    lock, malloc's) deadlocks the child."""
     import asyncio
 
     payload = json.dumps(state).encode()

@@ -6,9 +6,6 @@ Runs in a forked child of the vm-shim: pyroute2 is large, and the shim should st
 from __future__ import annotations
 
 import ipaddress
-import json
-import os
-import sys
 from typing import Any
 
 from pyroute2 import IPRoute
@@ -76,23 +73,3 @@ def wire_named(tap: str, name: str) -> bool:
         veth = next(v for v in veths(ipr) if v["name"] == name)
     wire(tap, veth)
     return True
-
-
-def main(argv: list[str]) -> int:
-    """`plumb list` prints the veths; `plumb wire TAP VETH` joins them (both as JSON on stdout)."""
-    with IPRoute() as ipr:
-        found = veths(ipr)
-    if argv[:1] == ["wire"]:
-        tap, name = argv[1], argv[2]
-        veth = next((v for v in found if v["name"] == name), None)
-        if veth is None:
-            print(json.dumps({"error": f"no veth {name}"}))
-            return 1
-        wire(tap, veth)
-    print(json.dumps({"veths": found}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.stdout.flush()
-    os._exit(main(sys.argv[1:]))
