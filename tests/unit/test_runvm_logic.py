@@ -15,7 +15,7 @@ from runtime.runvm.cli import normalise
 from runtime.runvm.errors import RunvmError
 from runtime.runvm.shim import resize, top
 from runtime.runvm.state import check_id
-from runtime.runvm.vm import stub_kernel
+from runtime.runvm.vm import guest, stub_kernel
 
 KNOWN = {"--bundle", "--pid-file", "--console-socket", "--no-subreaper", "--root"}
 
@@ -135,3 +135,9 @@ def test_the_stand_in_is_a_static_elf_that_only_pauses() -> None:
     header = _elf_header(img)
     assert header[0] == b"\x7fELF" and header[5] == 2 and header[6] == 62  # EXEC, x86-64
     assert img.endswith(b"\xb8\x22\x00\x00\x00\x0f\x05\xeb\xf7")  # mov eax, SYS_pause; syscall; jmp
+
+
+def test_spectre_defences_are_off_only_where_they_protect_nothing() -> None:
+    tcg, kvm = guest.cmdline("tcg").split(), guest.cmdline("kvm", "vmparity.probe=1").split()
+    assert "mitigations=off" in tcg and "mitigations=off" not in kvm
+    assert kvm[-1] == "vmparity.probe=1" and "quiet" in tcg and "quiet" in kvm

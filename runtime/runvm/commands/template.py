@@ -21,7 +21,7 @@ def _base() -> tuple[object, str]:
 
     art = guest.artifacts()
     acc, _why = accel.choose()
-    cfg = qemu.VMConfig(kernel=art.kernel, initrd=art.initrd, osimage=art.osimage, cmdline=guest.cmdline(),
+    cfg = qemu.VMConfig(kernel=art.kernel, initrd=art.initrd, osimage=art.osimage, cmdline=guest.cmdline(acc),
                         share_dir=template.TEMPLATES, agent_sock=template.TEMPLATES, qmp_sock=template.TEMPLATES,
                         accel=acc)
     return cfg, template.key_for(art.key, cfg.size, acc, cfg.cmdline)

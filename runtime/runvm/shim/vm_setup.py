@@ -150,7 +150,7 @@ class VmSetup:
         art = guest.artifacts()
         size = qemu.Size()
         return qemu.VMConfig(kernel=art.kernel, initrd=art.initrd, osimage=art.osimage,
-                             cmdline=guest.cmdline(), share_dir=self.d / "share",
+                             cmdline=guest.cmdline(accel), share_dir=self.d / "share",
                              agent_sock=self.s / "agent.sock", qmp_sock=self.s / "qmp.sock", size=size,
                              accel=accel, tap_fd=tap_fd, console_log=self.d / "console.log"), art.key
 
