@@ -17,6 +17,7 @@ import contextlib
 import os
 import re
 import select
+import signal
 import time
 
 IP = "/usr/sbin/ip" if os.path.exists("/usr/sbin/ip") else "/sbin/ip"
@@ -28,6 +29,7 @@ class IpBatch:
     def __init__(self, ip: str = IP) -> None:
         self.ip = ip
         self.pid = 0
+        self.pidfd = -1
         self.stdin = -1
         self.stderr = -1
         self.lines = 0
@@ -44,17 +46,24 @@ class IpBatch:
         finally:
             os.close(in_r)
             os.close(err_w)
+        self.pidfd = os.pidfd_open(self.pid)  # kills stay aimed at it even once the agent's reaper has run
         for fd in (in_w, err_r):
             os.set_inheritable(fd, False)
         self.stdin, self.stderr, self.buffered, self.lines = in_w, err_r, b"", 0
 
     def close(self) -> None:
-        """End the process (EOF on its stdin) and wait for it."""
+        """End the process and reap it. Killed, not sent EOF: a forked child of the agent that has not exec'd
+        yet may still hold a copy of the pipe's writing end."""
         for fd in (self.stdin, self.stderr):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self.stdin = self.stderr = -1
+        if self.pidfd >= 0:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            os.close(self.pidfd)
+            self.pidfd = -1
         if self.pid:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self.pid, 0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import array
 import contextlib
 import fcntl
+import json
 import os
 import resource
 import signal
@@ -220,70 +221,158 @@ def _collect(sock: socket.socket, want_pty: bool, until: str) -> Spawned:
             return Spawned(pid, sock, master)
 
 
-def start_init(cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layout: list[dict[str, str]]) -> Spawned:
-    """Create the container: namespaces, filesystem, hostname, sysctls, limits; the process waits for start."""
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+INIT_NAMESPACES = libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC | libc.CLONE_NEWPID
+
+
+def _init_work(cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layout: list[dict[str, str]],
+               sock: socket.socket) -> None:
+    """In the container's init, inside its new namespaces: its filesystem, hostname, sysctls and limits; then
+    "ready", and the exec once the agent says start."""
     spec = cfg["spec"]
     linux = spec.get("linux") or {}
     proc = spec["process"]
-    flags = libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC | libc.CLONE_NEWPID
+    cgroup.join()  # before pivot_root: afterwards only the container's own cgroup view is mounted
+    root = cfg["rootfs"]
+    mounts.setup(root, spec.get("mounts") or [], linux.get("devices") or [], cfg.get("shares") or {},
+                 layout, cgroup.path)
+    mounts.pivot(root)
+    if spec.get("hostname"):
+        socket.sethostname(spec["hostname"])
+    if spec.get("domainname"):
+        libc.setdomainname(spec["domainname"])
+    for key, value in (linux.get("sysctl") or {}).items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError as e:
+            raise ProcessError(f"write sysctl key {key}: {e.strerror}") from e
+    mounts.readonly(linux.get("readonlyPaths") or [])
+    mounts.mask(linux.get("maskedPaths") or [])
+    if proc.get("oomScoreAdj") is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(proc["oomScoreAdj"]))
+    _rlimits(proc)
+    if not stdio.tty:
+        # As runc: the container's init leads its own session (with a tty, _stdio_in_child does it).
+        # CRIU refuses to dump a tree whose session leader is outside its pid namespace.
+        os.setsid()
+    _stdio_in_child(stdio, sock, proc.get("consoleSize"))
+    args = proc.get("args") or []
+    if not args:
+        raise ProcessError("args must not be empty")
+    exe = _lookup(args[0], proc.get("env") or [])
+    if (spec.get("root") or {}).get("readonly"):
+        mounts.readonly_root()
+    _send(sock, "ready")
+    go = sock.recv(16)
+    if go != b"start":
+        os._exit(0)
+    _become(proc, exe)
+
+
+def _fork_in_namespaces(work: Any) -> tuple[int, int, socket.socket]:
+    """(helper pid, process pid, the agent's end of its socket): a helper unshares the container's namespaces
+    and forks the process, which runs work(its socket end) and becomes PID 1 of the new pid namespace."""
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     helper = os.fork()
     if helper == 0:
         parent.close()
 
         def helper_work() -> None:
-            libc.unshare(flags)
+            libc.unshare(INIT_NAMESPACES)
             pid = os.fork()
             if pid:
                 _send(child, f"pid {pid}")
                 os._exit(0)
-            _child_main(init_work, child)
-
-        def init_work() -> None:
-            cgroup.join()  # before pivot_root: afterwards only the container's own cgroup view is mounted
-            root = cfg["rootfs"]
-            mounts.setup(root, spec.get("mounts") or [], linux.get("devices") or [], cfg.get("shares") or {},
-                         layout, cgroup.path)
-            mounts.pivot(root)
-            if spec.get("hostname"):
-                socket.sethostname(spec["hostname"])
-            if spec.get("domainname"):
-                libc.setdomainname(spec["domainname"])
-            for key, value in (linux.get("sysctl") or {}).items():
-                path = "/proc/sys/" + key.replace(".", "/")
-                try:
-                    with open(path, "w") as f:
-                        f.write(value)
-                except OSError as e:
-                    raise ProcessError(f"write sysctl key {key}: {e.strerror}") from e
-            mounts.readonly(linux.get("readonlyPaths") or [])
-            mounts.mask(linux.get("maskedPaths") or [])
-            if proc.get("oomScoreAdj") is not None:
-                with open("/proc/self/oom_score_adj", "w") as f:
-                    f.write(str(proc["oomScoreAdj"]))
-            _rlimits(proc)
-            if not stdio.tty:
-                # As runc: the container's init leads its own session (with a tty, _stdio_in_child does it).
-                # CRIU refuses to dump a tree whose session leader is outside its pid namespace.
-                os.setsid()
-            _stdio_in_child(stdio, child, proc.get("consoleSize"))
-            args = proc.get("args") or []
-            if not args:
-                raise ProcessError("args must not be empty")
-            exe = _lookup(args[0], proc.get("env") or [])
-            if (spec.get("root") or {}).get("readonly"):
-                mounts.readonly_root()
-            _send(child, "ready")
-            go = child.recv(16)
-            if go != b"start":
-                os._exit(0)
-            _become(proc, exe)
+            _child_main(lambda: work(child), child)
 
         _child_main(helper_work, child)
     child.close()
+    first = parent.recv(256).decode(errors="replace")
+    if not first.startswith("pid "):
+        parent.close()
+        raise ProcessError(first[6:] if first.startswith("error ") else "the container's helper failed")
+    return helper, int(first[4:]), parent
+
+
+@dataclass
+class Waiting:
+    """A container init forked before the template snapshot, in its namespaces, waiting for its container."""
+
+    helper: int
+    pid: int
+    sock: socket.socket
+
+
+_waiting: Waiting | None = None
+
+
+def prefork_init(run_dir: str = "/run") -> None:
+    """Fork the next container's init now (before the snapshot): under emulation two forks of the agent and
+    the unshare cost ~0.1 s of every start. Its mount namespace is copied now, so /run is made shared first:
+    the container's share, mounted under it later, propagates into the waiting init's copy."""
+    global _waiting
+    libc.mount("", run_dir, None, libc.MS_SHARED)
+    helper, pid, sock = _fork_in_namespaces(_await_container)
+    _waiting = Waiting(helper, pid, sock)
+
+
+def discard_waiting(run_dir: str = "/run") -> None:
+    """The VM gets its container some other way (a CRIU restore): the waiting init exits, and /run is private
+    again, so nothing CRIU mounts for the restored namespace propagates back into the agent's."""
+    global _waiting
+    if _waiting is not None:
+        _waiting.sock.close()
+        _waiting = None
+    with contextlib.suppress(OSError):
+        libc.mount("", run_dir, None, libc.MS_PRIVATE)
+
+
+def _await_container(sock: socket.socket) -> None:
+    """In the waiting init: the container's config (a memfd) and stdio fds arrive together, then the usual."""
+    data, ancdata, _flags, _addr = sock.recvmsg(256, socket.CMSG_SPACE(8 * 4))
+    if not data:
+        os._exit(0)
+    fds = array.array("i")
+    for level, kind, raw in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(raw[: len(raw) - len(raw) % 4])
+    memfd, *child_fds = fds
+    with os.fdopen(memfd, "rb") as f:
+        given = json.loads(f.read())
+    stdio = Stdio(given["tty"], child_fds=list(child_fds))
+    _init_work(given["cfg"], stdio, Cgroup(given["layout"], given["cgroup"]), given["layout"], sock)
+
+
+def _hand_over(waiting: Waiting, cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup,
+               layout: list[dict[str, str]]) -> bool:
+    memfd = os.memfd_create("container-config", os.MFD_CLOEXEC)
+    try:
+        os.write(memfd, json.dumps({"cfg": cfg, "tty": stdio.tty, "cgroup": cgroup.path, "layout": layout}).encode())
+        os.lseek(memfd, 0, os.SEEK_SET)
+        _send(waiting.sock, "container", [memfd, *stdio.child_fds])
+        return True
+    except OSError:
+        return False  # it is gone: fork as usual
+    finally:
+        os.close(memfd)
+
+
+def start_init(cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layout: list[dict[str, str]]) -> Spawned:
+    """Create the container: namespaces, filesystem, hostname, sysctls, limits; the process waits for start.
+    The init forked before the snapshot takes it when there is one."""
+    global _waiting
+    waiting, _waiting = _waiting, None
+    if waiting is not None and _hand_over(waiting, cfg, stdio, cgroup, layout):
+        helper, pid, sock = waiting.helper, waiting.pid, waiting.sock
+    else:
+        if waiting is not None:
+            waiting.sock.close()
+        helper, pid, sock = _fork_in_namespaces(lambda child: _init_work(cfg, stdio, cgroup, layout, child))
     stdio.close_child_ends()
-    spawned = _collect(parent, stdio.tty, "ready")
-    spawned.helper = helper
+    spawned = _collect(sock, stdio.tty, "ready")
+    spawned.pid, spawned.helper = pid, helper
     return spawned
 
 

@@ -15,7 +15,17 @@ from typing import Any
 
 from agent import cgroups, entropy, protocol
 from agent.channel import Channel, InStream, OutStream
-from agent.process import ProcessError, Spawned, Stdio, release, set_winsize, start_exec, start_init
+from agent.process import (
+    ProcessError,
+    Spawned,
+    Stdio,
+    discard_waiting,
+    prefork_init,
+    release,
+    set_winsize,
+    start_exec,
+    start_init,
+)
 
 VERSION = "1"
 SHARE_TAG = "share"
@@ -205,6 +215,7 @@ class Agent:
         await net.warm()
         gc.collect()
         gc.freeze()  # objects that exist now are never scanned again: forked children do not copy their pages
+        prefork_init()
         return {"layout": self.layout}
 
     def op_prepare(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -270,6 +281,7 @@ class Agent:
         """A container brought back from a checkpoint (CRIU images under the share) instead of created."""
         from agent import checkpoint
 
+        discard_waiting()
         warnings, stdio, cfg = await self._prepare(req)
         assert self.cgroup is not None
         spawned = checkpoint.restore(os.path.join(SHARE_DIR, req["images"]), cfg, stdio, self.cgroup, self.layout)

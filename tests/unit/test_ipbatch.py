@@ -41,7 +41,7 @@ def test_a_dead_process_is_replaced(ipb: IpBatch) -> None:
     first = ipb.pid
     os.kill(first, 9)
     os.waitpid(first, 0)
-    ipb.pid = 0  # reaped here, as the agent's reaper would
+    ipb.pid = 0  # reaped here, as the agent's reaper would; its pidfd still names the dead process
     ipb.run(["link show dev lo"])
     assert ipb.pid not in (0, first)
 
