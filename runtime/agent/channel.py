@@ -151,15 +151,7 @@ class OutStream:
 
     def drain_and_finish(self) -> None:
         """The process is gone but something still holds the pipe: send what is buffered, then end."""
-        while not self.done and self.credit > 0:
-            try:
-                data = os.read(self.fd, min(protocol.CHUNK, self.credit))
-            except (BlockingIOError, OSError):
-                break
-            if not data:
-                break
-            self.credit -= len(data)
-            self.chan.send(protocol.frame(protocol.DATA, self.stream, data))
+        self.flush_buffered()
         self.finish()
 
     def finish(self) -> None:

@@ -62,18 +62,24 @@ def restore_and_read(c: Any, checkpoint: str, before: int) -> list[int]:
     return poll(lambda: printed(c)[before:], lambda v: len(v) >= 3, timeout=30)
 
 
+def checkpoint_and_resume(c: Any, checkpoint: str) -> None:
+    """`docker checkpoint create` without --leave-running stops the container (as under runc: "exited", not the
+    "paused" Docker holds it in around the checkpoint); the restore goes on from the last value printed before
+    it."""
+    docker_ok("checkpoint", "create", c.id, checkpoint)
+    assert poll(lambda: status(c), lambda s: s != "running", timeout=30) == "exited"
+    saved = printed(c)
+    after = restore_and_read(c, checkpoint, len(saved))
+    assert after[:1] == [saved[-1] + 1], f"saved at {saved[-1]}, printed after the restore: {after}"
+
+
 def test_checkpoint_stops_and_restore_continues(counter: Any) -> None:
     """Without --leave-running the checkpoint ends the container; the restore goes on from the saved value and
     the whole log reads 1, 2, 3 ... with nothing lost or repeated across the two VMs. A process started with
     `docker exec` does not block the checkpoint; as with runc, it is not part of the checkpoint (it is not a
     descendant of the container's init)."""
     docker_ok("exec", "-d", counter.id, "sleep", "1000")
-    docker_ok("checkpoint", "create", counter.id, "cp1")
-    # stopped when the command returns, as under runc: not "paused" (Docker pauses around a checkpoint)
-    assert poll(lambda: status(counter), lambda s: s != "running", timeout=30) == "exited"
-    saved = printed(counter)
-    after = restore_and_read(counter, "cp1", len(saved))
-    assert after[:1] == [saved[-1] + 1], f"saved at {saved[-1]}, printed after the restore: {after}"
+    checkpoint_and_resume(counter, "cp1")
     assert status(counter) == "running"
     values = printed(counter)
     assert values == list(range(1, len(values) + 1)), f"not one unbroken count: {values}"
@@ -98,11 +104,7 @@ def test_checkpoint_leave_running_then_restore(counter: Any) -> None:
     assert status(counter) == "running"
 
     # a restored container checkpoints and restores again (its stdio pipes are the second VM's)
-    docker_ok("checkpoint", "create", counter.id, "cp3")
-    assert poll(lambda: status(counter), lambda s: s != "running", timeout=30) == "exited"
-    saved = printed(counter)
-    again = restore_and_read(counter, "cp3", len(saved))
-    assert again[:1] == [saved[-1] + 1], f"saved at {saved[-1]}, printed after the restore: {again}"
+    checkpoint_and_resume(counter, "cp3")
 
 
 def test_checkpoint_of_tty_container(dk: Any) -> None:
@@ -112,11 +114,7 @@ def test_checkpoint_of_tty_container(dk: Any) -> None:
     try:
         assert len(poll(lambda: printed(c), lambda v: len(v) >= 5, timeout=60)) >= 5, c.logs()
         tty_before = docker_ok("exec", c.id, "sh", "-c", "readlink /proc/1/fd/1; cut -d' ' -f7 /proc/1/stat")
-        docker_ok("checkpoint", "create", c.id, "cpt")
-        assert poll(lambda: status(c), lambda s: s != "running", timeout=30) == "exited"
-        saved = printed(c)
-        after = restore_and_read(c, "cpt", len(saved))
-        assert after[:1] == [saved[-1] + 1], f"saved at {saved[-1]}, printed after the restore: {after}"
+        checkpoint_and_resume(c, "cpt")
         assert status(c) == "running"
         tty_after = docker_ok("exec", c.id, "sh", "-c", "readlink /proc/1/fd/1; cut -d' ' -f7 /proc/1/stat")
         assert tty_after == tty_before and tty_after.split()[1] != "0", (tty_before, tty_after)
@@ -136,11 +134,7 @@ def test_checkpoint_of_listening_server(dk: Any) -> None:
         fetch = ["exec", c.id, "wget", "-q", "-O-", "http://127.0.0.1:8080/"]
         assert docker_ok(*fetch) == "hello\n"
         httpd = docker_ok("exec", c.id, "pidof", "httpd")
-        docker_ok("checkpoint", "create", c.id, "cps")
-        assert poll(lambda: status(c), lambda s: s != "running", timeout=30) == "exited"
-        saved = printed(c)
-        after = restore_and_read(c, "cps", len(saved))
-        assert after[:1] == [saved[-1] + 1], f"saved at {saved[-1]}, printed after the restore: {after}"
+        checkpoint_and_resume(c, "cps")
         assert docker_ok("exec", c.id, "pidof", "httpd") == httpd
         assert docker_ok(*fetch) == "hello\n"
     finally:

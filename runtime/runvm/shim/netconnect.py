@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -92,14 +91,7 @@ async def _main(req: dict[str, Any]) -> dict[str, Any]:
             await client.disconnect()
 
 
-def main() -> int:
-    try:
-        json.dump({"ok": True, **asyncio.run(_main(json.load(sys.stdin)))}, sys.stdout)
-        return 0
-    except Exception as e:
-        json.dump({"ok": False, "error": f"{e.__class__.__name__}: {e}"}, sys.stdout)
-        return 1
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from runtime.runvm.shim.helper_main import serve
+
+    raise SystemExit(serve(_main))

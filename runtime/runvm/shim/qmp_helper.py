@@ -5,10 +5,7 @@ the VM's size (network changes have their own helper, netconnect.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +25,7 @@ async def _run(req: dict[str, Any]) -> dict[str, Any]:
             await client.disconnect()
 
 
-def main() -> int:
-    try:
-        result = asyncio.run(_run(json.load(sys.stdin)))
-        json.dump({"ok": True, **result}, sys.stdout)
-        return 0
-    except Exception as e:
-        json.dump({"ok": False, "error": f"{e.__class__.__name__}: {e}"}, sys.stdout)
-        return 1
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from runtime.runvm.shim.helper_main import serve
+
+    raise SystemExit(serve(_run))
