@@ -134,9 +134,9 @@ class OutStream:
             self._pause()
 
     def flush_buffered(self) -> None:
-        """Send everything the pipe holds now, past the credit if need be: called while the writers are frozen
-        for a checkpoint, so bytes written before it reach the host instead of staying in a pipe that the VM's
-        end takes with it (the credit comes back as the host writes them out)."""
+        """Send everything the pipe holds now, past the credit if need be (at most a pipe's capacity; the credit
+        comes back as the host writes it out). For when no more reads will follow: the writers are frozen for a
+        checkpoint, or gone, and the bytes would otherwise leave with the VM."""
         while not self.done:
             try:
                 data = os.read(self.fd, protocol.CHUNK)
