@@ -3,6 +3,7 @@ line, never a failed container. Uses a private template directory (RUNVM_TEMPLAT
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -59,6 +60,27 @@ def test_two_clones_share_no_randomness_and_have_the_hosts_clock(private_templat
     assert rand_a != rand_b and len(rand_a) == 64
     for clock in (clock_a, clock_b):
         assert abs(int(clock) - time.time()) < 30
+
+
+def test_template_build_prunes_templates_nothing_uses(private_templates: Path) -> None:
+    """Keys change with every agent, kernel or QEMU update: the builder removes the ones left behind."""
+    stale = private_templates / "0123456789abcdef0123"
+    stale.mkdir()
+    (stale / "memory").write_bytes(b"\0" * 4096)
+    (stale / "meta.json").write_text("{}")
+    os.utime(stale / "meta.json", (0, 0))
+    current = _template_dir_except(private_templates, stale.name)
+    out = subprocess.run([RUNVM, "template", "build"], capture_output=True, text=True, check=True, timeout=300)
+    report = json.loads(out.stdout)
+    assert report["status"] == "ok" and report["pruned"] == [stale.name]
+    assert not stale.exists() and current.exists()
+    assert not [p for p in private_templates.iterdir() if p.name.startswith(".pruned-")]
+
+
+def _template_dir_except(templates: Path, name: str) -> Path:
+    dirs = [d for d in templates.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name != name]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
 
 
 def test_corrupt_device_state_is_bypassed(private_templates: Path, runvm: Runvm, make_bundle: BundleFactory) -> None:

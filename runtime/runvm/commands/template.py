@@ -1,4 +1,4 @@
-"""runvm's own: build, show or remove the VM template that containers are restored from"""
+"""runvm's own: build, show, prune or remove the VM template that containers are restored from"""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from runtime.runvm.vm import template
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["build", "status", "remove"])
+    p.add_argument("action", choices=["build", "status", "prune", "remove"])
     p.add_argument("--quiet", action="store_true")
 
 
@@ -34,8 +34,12 @@ def run(args: argparse.Namespace, ctx: object) -> int:
         if found is None:
             found = asyncio.run(template.build(key, cfg))  # type: ignore[arg-type]
             why = "built"
+        pruned = template.prune(key)
         if not args.quiet:
-            print(json.dumps({"key": key, "dir": str(found.dir), "status": why}))
+            print(json.dumps({"key": key, "dir": str(found.dir), "status": why, "pruned": pruned}))
+        return 0
+    if args.action == "prune":
+        print(json.dumps({"key": key, "pruned": template.prune(key)}))
         return 0
     if args.action == "status":
         found, why = template.find(key)

@@ -174,6 +174,7 @@ class VmSetup:
                 log.trace("restored")
                 await self._connect_agent(RESTORE_PING_TIMEOUT)
                 self.boot_info.update(boot="templated", reason="restored from template " + key)
+                template.mark_used(tpl)
                 return
             except Exception as e:
                 why = f"restore from template {key} failed ({e}); template discarded"

@@ -23,6 +23,11 @@ from runtime.runvm.vm import qemu, qmp
 
 TEMPLATES = Path(os.environ.get("RUNVM_TEMPLATES", "/var/lib/vmparity/templates"))
 PING_TIMEOUT_COLD = 120.0
+KEEP_UNUSED_S = 15 * 60
+"""A template other than the current one stays this long after its last restore: another runvm install on the
+host (a CI checkout beside a working copy) may still be using it. Each one is a few hundred MB of disk."""
+KEEP_AT_MOST = 3
+"""Templates kept at most, the current one included, however recently the others were used."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,85 @@ def find(key: str) -> tuple[Template | None, str]:
     except (ValueError, KeyError, OSError) as e:
         return None, f"template {key} metadata unreadable ({e})"
     return t, "ok"
+
+
+def mark_used(t: Template) -> None:
+    """meta.json's mtime is the template's last restore: what pruning goes by."""
+    with contextlib.suppress(OSError):
+        os.utime(t.meta)
+
+
+def _last_used(d: Path) -> float:
+    for p in (d / "meta.json", d):
+        with contextlib.suppress(OSError):
+            return p.stat().st_mtime
+    return 0.0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def prune(current: str, root: Path | None = None, now: float | None = None) -> list[str]:
+    """Remove templates nothing will restore from any more, and what dead builders left behind; returns the
+    names removed. Keys change with every agent, kernel or QEMU update, so without this they pile up."""
+    root = root or TEMPLATES
+    now = time.time() if now is None else now
+    try:
+        entries = [e for e in root.iterdir() if e.is_dir()]
+    except FileNotFoundError:
+        return []
+    doomed = []
+    others = sorted((e for e in entries if not e.name.startswith(".") and e.name != current),
+                    key=_last_used, reverse=True)
+    for i, d in enumerate(others):
+        if now - _last_used(d) > KEEP_UNUSED_S or i >= KEEP_AT_MOST - 1:
+            doomed.append(d)
+    for d in entries:
+        if d.name.startswith((".bad-", ".pruned-")):
+            doomed.append(d)
+        elif d.name.startswith(".build-"):
+            pid = d.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                doomed.append(d)
+    removed = []
+    for d in doomed:
+        target = d
+        if not d.name.startswith("."):  # out of find()'s sight first, then the slow part
+            target = root / f".pruned-{d.name}-{int(now * 1000)}"
+            try:
+                os.replace(d, target)
+            except OSError:
+                continue
+        shutil.rmtree(target, ignore_errors=True)
+        removed.append(d.name)
+    _prune_locks(root, now)
+    return removed
+
+
+def _prune_locks(root: Path, now: float) -> None:
+    """A lock file goes with its template, taken (non-blocking) so that no builder holds it."""
+    for lock in root.glob(".*.lock"):
+        key = lock.name[1:-len(".lock")]
+        if (root / key).exists() or now - _last_used(lock) <= KEEP_UNUSED_S:
+            continue
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock.unlink(missing_ok=True)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def discard(key: str, reason: str) -> None:
