@@ -30,6 +30,7 @@ class Context:
     systemd_cgroup: bool
     debug: bool
     boot: str = "auto"
+    tb_mib: int | None = None
 
 
 def _long_options(parser: argparse.ArgumentParser) -> set[str]:
@@ -67,6 +68,9 @@ def global_parser() -> argparse.ArgumentParser:
     p.add_argument("--rootless", default="false")
     p.add_argument("--boot", default=os.environ.get("RUNVM_BOOT", "auto"), choices=["auto", "cold"],
                    help="runvm's own: auto restores from the VM template when one is usable, cold always boots")
+    p.add_argument("--tb-mib", default=os.environ.get("RUNVM_TB_MIB"),
+                   help="runvm's own: MiB of QEMU's translation cache under TCG (default 16); larger starts "
+                        "faster and costs about that much more host memory per container")
     p.add_argument("--version", "-v", action="store_true")
     p.add_argument("command", nargs="?", choices=[*COMMANDS, *ALIASES])
     p.add_argument("rest", nargs=argparse.REMAINDER)
@@ -125,9 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(f"runtime.runvm.commands.{name}")
     sp = command_parser(name, module)
     args = sp.parse_args(normalise(gargs.rest, _long_options(sp)))
-    ctx = Context(gargs.root, Store(gargs.root), gargs.log, gargs.log_format, gargs.systemd_cgroup, gargs.debug,
-                  gargs.boot)
     try:
+        ctx = Context(gargs.root, Store(gargs.root), gargs.log, gargs.log_format, gargs.systemd_cgroup,
+                      gargs.debug, gargs.boot, tb_mib(gargs.tb_mib))
         rc = int(module.run(args, ctx) or 0)
         log.trace(f"cli {name} done")
         return rc
@@ -141,6 +145,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 _COMMON_LONG: set[str] = set()
+TB_MIB_RANGE = (1, 2048)
+
+
+def tb_mib(value: str | None) -> int | None:
+    """--tb-mib (or RUNVM_TB_MIB), checked here so that a typo in daemon.json fails every create with its name
+    rather than as a QEMU start error."""
+    if value is None or value == "":
+        return None
+    lo, hi = TB_MIB_RANGE
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if not lo <= n <= hi:
+        raise RunvmError(f"--tb-mib must be a whole number of MiB from {lo} to {hi} (QEMU's translation cache), "
+                         f"got {value!r}")
+    return n
 
 
 if __name__ == "__main__":

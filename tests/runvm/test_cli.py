@@ -334,6 +334,31 @@ def test_create_with_a_bad_bundle_fails_cleanly(runvm: Runvm, make_bundle: Bundl
     assert_nothing_left(runvm, cid)
 
 
+@pytest.mark.parametrize("value", ["0", "lots", "4096"])
+def test_a_bad_translation_cache_size_is_named(runvm: Runvm, make_bundle: BundleFactory, value: str) -> None:
+    """--tb-mib comes from daemon.json's runtimeArgs: a typo fails the create naming the flag, leaving nothing."""
+    cid = unique("badtb")
+    r = subprocess.run(runvm.argv(f"--tb-mib={value}", "create", "--bundle", str(make_bundle(cid, ["true"])), cid),
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode != 0
+    assert_error_logged(runvm, "--tb-mib", value)
+    assert_nothing_left(runvm, cid)
+
+
+def test_the_translation_cache_size_reaches_qemu(runvm: Runvm, make_bundle: BundleFactory, tmp_path: Path) -> None:
+    cid = unique("tb")
+    runvm.created.append(cid)
+    pid_file = tmp_path / "tb.pid"
+    r = subprocess.run(runvm.argv("--tb-mib=24", "create", "--bundle", str(make_bundle(cid, ["sleep", "30"])),
+                                  "--pid-file", str(pid_file), cid),
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=240)
+    assert r.returncode == 0, runvm.errors()
+    cmdline = Path(f"/proc/{qemu_child(int(pid_file.read_text()))}/cmdline").read_bytes().split(b"\0")
+    assert any(b"tb-size=24" in arg for arg in cmdline), cmdline
+    runvm("delete", "--force", cid)
+    assert_nothing_left(runvm, cid)
+
+
 def _add_mount(bundle: Path, mount: dict[str, Any]) -> None:
     spec = json.loads((bundle / "config.json").read_text())
     spec["mounts"].append(mount)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -11,11 +13,11 @@ from hypothesis import strategies as st
 from runtime.agent import protocol
 from runtime.runvm import spec as specmod
 from runtime.runvm import sysctls
-from runtime.runvm.cli import normalise
+from runtime.runvm.cli import normalise, tb_mib
 from runtime.runvm.errors import RunvmError
 from runtime.runvm.shim import resize, top
 from runtime.runvm.state import check_id
-from runtime.runvm.vm import guest, stub_kernel
+from runtime.runvm.vm import guest, qemu, stub_kernel
 
 KNOWN = {"--bundle", "--pid-file", "--console-socket", "--no-subreaper", "--root"}
 
@@ -141,3 +143,24 @@ def test_spectre_defences_are_off_only_where_they_protect_nothing() -> None:
     tcg, kvm = guest.cmdline("tcg").split(), guest.cmdline("kvm", "vmparity.probe=1").split()
     assert "mitigations=off" in tcg and "mitigations=off" not in kvm
     assert kvm[-1] == "vmparity.probe=1" and "quiet" in tcg and "quiet" in kvm
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, None), ("", None), ("1", 1), ("32", 32), ("2048", 2048)])
+def test_translation_cache_sizes_accepted(value: str | None, expected: int | None) -> None:
+    assert tb_mib(value) == expected
+
+
+@pytest.mark.parametrize("value", ["0", "-4", "2049", "16M", "lots", "1.5"])
+def test_translation_cache_sizes_refused_with_the_flags_name(value: str) -> None:
+    with pytest.raises(RunvmError, match=r"--tb-mib .* got '" + re.escape(value) + "'"):
+        tb_mib(value)
+
+
+def test_the_translation_cache_size_is_on_qemus_command_line_only_under_tcg(tmp_path: Path) -> None:
+    def argv(accel: str, **kw: object) -> str:
+        cfg = qemu.VMConfig(kernel=tmp_path, initrd=tmp_path, osimage=tmp_path, cmdline="", share_dir=tmp_path,
+                            agent_sock=tmp_path, qmp_sock=tmp_path, accel=accel, **kw)  # type: ignore[arg-type]
+        return " ".join(qemu.argv(cfg))
+
+    assert "tb-size=16" in argv("tcg") and "tb-size=32" in argv("tcg", tb_size_mib=32)
+    assert "tb-size" not in argv("kvm", tb_size_mib=32)

@@ -48,7 +48,8 @@ def run(args: argparse.Namespace, ctx: object, restore_images: Path | None = Non
         os.close(r)
         vm_setup.main(vm_setup.Request(id=container_id, state_dir=state_dir, bundle=bundle, spec=spec, rootfs=rootfs,
                                      store=store, ready_fd=w, console_socket=args.console_socket,
-                                     boot=getattr(ctx, "boot", "auto"), restore_images=restore_images))
+                                     boot=getattr(ctx, "boot", "auto"), tb_mib=getattr(ctx, "tb_mib", None),
+                                     restore_images=restore_images))
     os.close(w)
     try:
         wait_ready(r, pid, "create", CREATE_TIMEOUT)

@@ -53,6 +53,8 @@ class Request:
     ready_fd: int
     console_socket: str | None = None
     boot: str = "auto"  # auto | cold
+    tb_mib: int | None = None
+    """--tb-mib: QEMU's translation cache under TCG; None keeps VMConfig's default."""
     restore_images: Path | None = None
     """Set by `runvm restore`: bring the processes back from these CRIU images instead of creating them."""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -149,10 +151,11 @@ class VmSetup:
 
         art = guest.artifacts()
         size = qemu.Size()
+        tb = {"tb_size_mib": self.req.tb_mib} if self.req.tb_mib else {}
         return qemu.VMConfig(kernel=art.kernel, initrd=art.initrd, osimage=art.osimage,
                              cmdline=guest.cmdline(accel), share_dir=self.d / "share",
                              agent_sock=self.s / "agent.sock", qmp_sock=self.s / "qmp.sock", size=size,
-                             accel=accel, tap_fd=tap_fd, console_log=self.d / "console.log"), art.key
+                             accel=accel, tap_fd=tap_fd, console_log=self.d / "console.log", **tb), art.key
 
     async def _start_vm(self, tap_fd: int | None) -> None:
         """Restore from the template when there is a usable one; otherwise boot cold and say why."""
@@ -305,10 +308,12 @@ class VmSetup:
                      "pid": os.getpid(), "bundle": str(self.req.bundle),
                      "annotations": self.spec.get("annotations") or {}}
         hook_list = hooks.of(self.spec, "prestart", "createRuntime")
+        # QEMU first: its start is the longest wait, and the hook and the plumbing helper are forks of this
+        # (large) process that would otherwise run before it
+        vm_task = loop.create_task(self._start_vm(tap_fd))
         hooks_task = loop.create_task(hooks.run_async(hook_list, oci_state, self._in_host_namespaces))
         network_task = loop.create_task(self._network(hooks_task))
         try:
-            vm_task = loop.create_task(self._start_vm(tap_fd))
             mounts, shares = self._shares()
             log.trace("shares")
             await vm_task
