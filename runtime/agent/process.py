@@ -128,8 +128,10 @@ def _rlimits(proc: dict[str, Any]) -> None:
 RESET_SIGNALS = (signal.SIGINT, signal.SIGPIPE, signal.SIGCHLD, signal.SIGXFSZ, signal.SIGTERM, signal.SIGHUP)
 
 
-def _become(proc: dict[str, Any], resolved: str | None = None) -> None:
-    """Credentials, capabilities and no_new_privs, in runc's order; then exec. Never returns."""
+def _credentials(proc: dict[str, Any]) -> None:
+    """Credentials, capabilities and no_new_privs in runc's order, then the cwd and the signal dispositions:
+    all but the exec. The container's init does it before it waits for `start`, as runc's init does, so that
+    `start` costs only the exec (and a bad user or cwd fails the create, as with runc)."""
     user = proc.get("user") or {}
     uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
     capset = proc.get("capabilities") or {}
@@ -149,17 +151,25 @@ def _become(proc: dict[str, Any], resolved: str | None = None) -> None:
         os.chdir(cwd)
     except OSError as e:
         raise ProcessError(f"chdir to cwd ({cwd!r}) set in config.json failed: {e.strerror}") from e
-    env = proc.get("env") or []
-    args = proc.get("args") or []
-    exe = resolved or _lookup(args[0], env)
     for sig in RESET_SIGNALS:  # what the agent (Python, asyncio) changed; the rest are default already
         with contextlib.suppress(OSError, ValueError):
             signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def _exec(proc: dict[str, Any], exe: str) -> None:
+    env = proc.get("env") or []
+    args = proc.get("args") or []
     try:
         os.execve(exe, args, dict(e.split("=", 1) if "=" in e else (e, "") for e in env))
     except OSError as e:
         raise ProcessError(f"exec: {args[0]!r}: {e.strerror}") from e
+
+
+def _become(proc: dict[str, Any], resolved: str | None = None) -> None:
+    """An exec'd process: credentials, then the exec. Never returns."""
+    _credentials(proc)
+    _exec(proc, resolved or _lookup((proc.get("args") or [""])[0], proc.get("env") or []))
 
 
 def _child_main(work: Any, sock: socket.socket) -> None:
@@ -264,11 +274,12 @@ def _init_work(cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layout: list[d
     exe = _lookup(args[0], proc.get("env") or [])
     if (spec.get("root") or {}).get("readonly"):
         mounts.readonly_root()
+    _credentials(proc)
     _send(sock, "ready")
     go = sock.recv(16)
     if go != b"start":
         os._exit(0)
-    _become(proc, exe)
+    _exec(proc, exe)
 
 
 def _fork_in_namespaces(work: Any) -> tuple[int, int, socket.socket]:
