@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-from pathlib import Path
 
 TAP = "vmtap0"
 INIT_STREAMS = {"stdin": 1, "stdout": 2, "stderr": 3}
@@ -13,5 +12,5 @@ FORWARDED_SIGNALS = [s for s in signal.Signals if s not in (signal.SIGKILL, sign
                                                              signal.SIGTTOU, signal.SIGTSTP, signal.SIGCONT)]
 IMAGES_DIR = "ckpt"
 """Where checkpoint images appear inside the share (and so in the guest's /run/share)."""
-STAND_IN_DIR = Path("/run/runvm-stand-ins")
+STAND_IN_DIR = "/run/runvm-stand-ins"
 """Shared by all containers and readable by all: a stand-in runs with its guest process's uid."""

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 
-def quiet_python_streams(log_path: Path) -> None:
+def quiet_python_streams(log_path: str | os.PathLike[str]) -> None:
     """fds 0/1/2 are the container's stdio: nothing of the shim's own (a warning, asyncio's complaints at exit)
     may ever be written there, so Python's sys.stdout/sys.stderr go to the shim's log file."""
     try:

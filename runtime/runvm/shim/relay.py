@@ -11,9 +11,12 @@ import errno
 import os
 import stat
 from collections.abc import Callable
-from typing import Any
 
 from runtime.agent import protocol
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every resident shim ~0.7 MB
+if TYPE_CHECKING:
+    from typing import Any
 
 Send = Callable[[bytes], None]
 

@@ -32,9 +32,9 @@ def image() -> bytes:
 
 
 class StandIns:
-    def __init__(self, directory: Path) -> None:
-        self.dir = directory
-        self.exe = directory / "stand-in"
+    def __init__(self, directory: str | Path) -> None:
+        self.dir = Path(directory)
+        self.exe = self.dir / "stand-in"
         self.by_guest: dict[int, tuple[subprocess.Popen[bytes], str]] = {}
 
     def _ensure_exe(self) -> None:
