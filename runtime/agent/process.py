@@ -166,12 +166,6 @@ def _exec(proc: dict[str, Any], exe: str) -> None:
         raise ProcessError(f"exec: {args[0]!r}: {e.strerror}") from e
 
 
-def _become(proc: dict[str, Any], resolved: str | None = None) -> None:
-    """An exec'd process: credentials, then the exec. Never returns."""
-    _credentials(proc)
-    _exec(proc, resolved or _lookup((proc.get("args") or [""])[0], proc.get("env") or []))
-
-
 def _child_main(work: Any, sock: socket.socket) -> None:
     """Run work() in a forked child; any failure is reported to the agent, then the child exits 127."""
     try:
@@ -435,7 +429,9 @@ def start_exec(init_pid: int, proc: dict[str, Any], stdio: Stdio, cgroup: Cgroup
             args = proc.get("args") or []
             if not args:
                 raise ProcessError("args must not be empty")
-            _become(proc, _lookup(args[0], proc.get("env") or []))
+            exe = _lookup(args[0], proc.get("env") or [])
+            _credentials(proc)
+            _exec(proc, exe)
 
         _child_main(helper_work, child)
     for fd in ns_fds:

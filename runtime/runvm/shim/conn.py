@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     Reply = Callable[[dict[str, Any]], None]
 
+
 class Conn:
     def __init__(self, loop: Loop, sock: socket.socket, on_frame: Callable[[int, int, bytes], None],
                  name: str, on_close: Callable[[], None] | None = None) -> None:

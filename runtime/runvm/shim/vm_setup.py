@@ -151,11 +151,11 @@ class VmSetup:
 
         art = guest.artifacts()
         size = qemu.Size()
-        tb = {"tb_size_mib": self.req.tb_mib} if self.req.tb_mib else {}
         return qemu.VMConfig(kernel=art.kernel, initrd=art.initrd, osimage=art.osimage,
                              cmdline=guest.cmdline(accel), share_dir=self.d / "share",
                              agent_sock=self.s / "agent.sock", qmp_sock=self.s / "qmp.sock", size=size,
-                             accel=accel, tap_fd=tap_fd, console_log=self.d / "console.log", **tb), art.key
+                             accel=accel, tap_fd=tap_fd, console_log=self.d / "console.log",
+                             tb_size_mib=self.req.tb_mib or qemu.DEFAULT_TB_MIB), art.key
 
     async def _start_vm(self, tap_fd: int | None) -> None:
         """Restore from the template when there is a usable one; otherwise boot cold and say why."""
@@ -182,7 +182,7 @@ class VmSetup:
             except Exception as e:
                 why = f"restore from template {key} failed ({e}); template discarded"
                 log.warning(why)
-                template.discard(key, why)
+                template.discard(key)
                 await self._stop_vm()
         log.info(f"runvm: cold boot: {why}")
         if self.req.boot != "cold":

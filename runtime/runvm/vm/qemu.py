@@ -14,6 +14,7 @@ from pathlib import Path
 QEMU = "qemu-system-x86_64"
 TEMPLATE_MAC = "52:54:00:76:6d:01"
 """The NIC every VM starts with; the agent gives it the veth's MAC."""
+DEFAULT_TB_MIB = 16
 LAYOUT_VERSION = "4"
 """Bump when the device set changes: it is part of the template key."""
 
@@ -46,7 +47,7 @@ class VMConfig:
     incoming: bool = False
     tap_fd: int | None = None
     console_log: Path | None = None
-    tb_size_mib: int = 16
+    tb_size_mib: int = DEFAULT_TB_MIB
     """TCG's translation cache: it fills up in every VM, so it is per-container memory. A container's start
     runs about 31 MB of translated code (measured with `info jit`), so 16 MiB is flushed about four times per
     start while 32 MiB holds it: ~0.45 s faster, ~15 MB more per idle container. runvm --tb-mib chooses."""

@@ -19,6 +19,7 @@ from typing import Any
 
 from runtime.runvm import cgroups
 from runtime.runvm.errors import RunvmError
+from runtime.runvm.state import proc_start_time
 from runtime.runvm.vm import qemu, qmp
 
 TEMPLATES = Path(os.environ.get("RUNVM_TEMPLATES", "/var/lib/vmparity/templates"))
@@ -104,16 +105,6 @@ def _last_used(d: Path) -> float:
     return 0.0
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def prune(current: str, root: Path | None = None, now: float | None = None) -> list[str]:
     """Remove templates nothing will restore from any more, and what dead builders left behind; returns the
     names removed. Keys change with every agent, kernel or QEMU update, so without this they pile up."""
@@ -123,32 +114,29 @@ def prune(current: str, root: Path | None = None, now: float | None = None) -> l
         entries = [e for e in root.iterdir() if e.is_dir()]
     except FileNotFoundError:
         return []
-    doomed = []
-    others = sorted((e for e in entries if not e.name.startswith(".") and e.name != current),
-                    key=_last_used, reverse=True)
-    for i, d in enumerate(others):
-        if now - _last_used(d) > KEEP_UNUSED_S or i >= KEEP_AT_MOST - 1:
-            doomed.append(d)
+    others = sorted(((_last_used(e), e) for e in entries if not e.name.startswith(".") and e.name != current),
+                    reverse=True)
+    stale = [d for i, (used, d) in enumerate(others) if now - used > KEEP_UNUSED_S or i >= KEEP_AT_MOST - 1]
+    removed = [d.name for d in stale if _retire(d, "pruned", now)]
     for d in entries:
-        if d.name.startswith((".bad-", ".pruned-")):
-            doomed.append(d)
-        elif d.name.startswith(".build-"):
-            pid = d.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and not _pid_alive(int(pid)):
-                doomed.append(d)
-    removed = []
-    for d in doomed:
-        target = d
-        if not d.name.startswith("."):  # out of find()'s sight first, then the slow part
-            target = root / f".pruned-{d.name}-{int(now * 1000)}"
-            try:
-                os.replace(d, target)
-            except OSError:
-                continue
-        shutil.rmtree(target, ignore_errors=True)
-        removed.append(d.name)
+        pid = d.name.rsplit("-", 1)[-1]
+        dead_builder = d.name.startswith(".build-") and pid.isdigit() and proc_start_time(int(pid)) is None
+        if d.name.startswith((".bad-", ".pruned-")) or dead_builder:
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d.name)
     _prune_locks(root, now)
     return removed
+
+
+def _retire(d: Path, why: str, now: float) -> bool:
+    """Rename out of find()'s sight first (atomic), then delete (the slow part)."""
+    target = d.parent / f".{why}-{d.name}-{int(now * 1000)}"
+    try:
+        os.replace(d, target)
+    except OSError:
+        return False
+    shutil.rmtree(target, ignore_errors=True)
+    return True
 
 
 def _prune_locks(root: Path, now: float) -> None:
@@ -170,15 +158,9 @@ def _prune_locks(root: Path, now: float) -> None:
             os.close(fd)
 
 
-def discard(key: str, reason: str) -> None:
-    """Move a broken template out of the way so the next create rebuilds it."""
-    src = TEMPLATES / key
-    if src.exists():
-        dst = TEMPLATES / f".bad-{key}-{int(time.time() * 1000)}"
-        with contextlib.suppress(OSError):
-            os.replace(src, dst)
-            (dst / "REASON").write_text(reason + "\n")
-            shutil.rmtree(dst, ignore_errors=True)
+def discard(key: str) -> None:
+    """Move a broken template out of the way so the next create rebuilds it (the caller logs why)."""
+    _retire(TEMPLATES / key, "bad", time.time())
 
 
 async def _ping(sock: Path, timeout: float, warm: dict[str, Any] | None = None) -> None:
