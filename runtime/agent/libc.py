@@ -60,6 +60,12 @@ def _check(ret: int, what: str) -> int:
     return ret
 
 
+def power_off() -> None:
+    """reboot(2) with LINUX_REBOOT_CMD_POWER_OFF: QEMU (-no-reboot) exits when the guest powers off."""
+    os.sync()
+    _check(_libc.reboot(0x4321FEDC), "reboot(POWER_OFF)")
+
+
 def mount(source: str, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
     _check(_libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
                        ctypes.c_ulong(flags), data.encode() if data else None),

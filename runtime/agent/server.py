@@ -90,6 +90,7 @@ class Agent:
         self.host_ids = 0
         self.dns_transport: asyncio.DatagramTransport | None = None
         self.prepare_timings: dict[str, float] = {}
+        self.held = False
 
     async def ask_host(self, body: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
         """A request the other way round (the DNS relay): the host answers with a RESPONSE frame."""
@@ -108,7 +109,12 @@ class Agent:
         self.chan.send(protocol.message(protocol.EVENT, 0, body))
 
     def on_reset(self) -> None:
-        """A new host end: streams of the old one are meaningless (only happens between template and clone)."""
+        """A new host end: streams of the old one are meaningless (only happens between template and clone).
+        A held VM (see op_hold) has lost its owner instead: it powers off, so QEMU exits."""
+        if self.held:
+            from agent import libc
+
+            libc.power_off()
 
     def on_frame(self, kind: int, ident: int, payload: bytes) -> None:
         if kind == protocol.RESPONSE:
@@ -217,6 +223,13 @@ class Agent:
         gc.freeze()  # objects that exist now are never scanned again: forked children do not copy their pages
         prefork_init()
         return {"layout": self.layout}
+
+    def op_hold(self, req: dict[str, Any]) -> dict[str, Any]:
+        """From now on this connection is the VM's lifeline. A pooled VM's QEMU is nobody's child on the host, so
+        no PDEATHSIG can end it: its owner (the pool keeper, then the vm-shim it hands the connection to) holding
+        the channel is what keeps it alive, even after a kill -9 of the owner."""
+        self.held = True
+        return {}
 
     def op_prepare(self, req: dict[str, Any]) -> dict[str, Any]:
         """First request after a restore: the host's clock and fresh randomness."""

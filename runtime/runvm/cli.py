@@ -14,7 +14,7 @@ from runtime.runvm.errors import RunvmError
 from runtime.runvm.state import Store
 
 COMMANDS = ["create", "start", "state", "kill", "delete", "exec", "ps", "update", "pause", "resume", "checkpoint",
-            "restore", "events", "list", "run", "template"]
+            "restore", "events", "list", "run", "template", "pool"]
 ALIASES = {"ls": "list"}
 STDIO_COMMANDS = {"create", "run", "exec", "restore"}
 """Their stdio is the container's (or the exec'd process's): nothing of ours may be written there."""
@@ -31,6 +31,7 @@ class Context:
     debug: bool
     boot: str = "auto"
     tb_mib: int | None = None
+    pool: bool = False
 
 
 def _long_options(parser: argparse.ArgumentParser) -> set[str]:
@@ -71,6 +72,9 @@ def global_parser() -> argparse.ArgumentParser:
     p.add_argument("--tb-mib", default=os.environ.get("RUNVM_TB_MIB"),
                    help="runvm's own: MiB of QEMU's translation cache under TCG (default 16); larger starts "
                         "faster and costs about that much more host memory per container")
+    p.add_argument("--pool", action="store_true", default=os.environ.get("RUNVM_POOL", "") not in ("", "0"),
+                   help="runvm's own: take a VM restored ahead of time from the spare pool when one is ready, "
+                        "and start its replacement (one spare VM per template and cache size)")
     p.add_argument("--version", "-v", action="store_true")
     p.add_argument("command", nargs="?", choices=[*COMMANDS, *ALIASES])
     p.add_argument("rest", nargs=argparse.REMAINDER)
@@ -131,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sp.parse_args(normalise(gargs.rest, _long_options(sp)))
     try:
         ctx = Context(gargs.root, Store(gargs.root), gargs.log, gargs.log_format, gargs.systemd_cgroup,
-                      gargs.debug, gargs.boot, tb_mib(gargs.tb_mib))
+                      gargs.debug, gargs.boot, tb_mib(gargs.tb_mib), gargs.pool)
         rc = int(module.run(args, ctx) or 0)
         log.trace(f"cli {name} done")
         return rc

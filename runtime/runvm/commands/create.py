@@ -49,6 +49,7 @@ def run(args: argparse.Namespace, ctx: object, restore_images: Path | None = Non
         vm_setup.main(vm_setup.Request(id=container_id, state_dir=state_dir, bundle=bundle, spec=spec, rootfs=rootfs,
                                      store=store, ready_fd=w, console_socket=args.console_socket,
                                      boot=getattr(ctx, "boot", "auto"), tb_mib=getattr(ctx, "tb_mib", None),
+                                     pool=getattr(ctx, "pool", False),
                                      restore_images=restore_images))
     os.close(w)
     try:

@@ -50,8 +50,15 @@ def run(args: argparse.Namespace, ctx: object) -> int:
         raise RunvmError(f"cannot delete container {container_id} that is not stopped: {status}")
     if st.alive():
         _kill_and_wait(st.pid, st.pid_start)
-    if st.qemu_pid and _is_our_qemu(st.qemu_pid, str(store.dir(container_id))):
+    slot = st.extra.get("pool_slot")
+    if st.qemu_pid and _is_our_qemu(st.qemu_pid, slot or str(store.dir(container_id))):
         os.kill(st.qemu_pid, signal.SIGKILL)
+    if slot:
+        from pathlib import Path
+
+        from runtime.runvm.vm import pool
+
+        pool.remove_slot(Path(slot))
     cgroups.remove(st.extra.get("cgroup_path") or f"/runvm/{container_id}")
     store.remove(container_id)
     return 0

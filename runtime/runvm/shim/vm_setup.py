@@ -18,7 +18,7 @@ import termios
 import time
 import traceback
 import tty
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,9 @@ from runtime.runvm.shim.constants import IMAGES_DIR, INIT_STREAMS, TAP
 from runtime.runvm.shim.link import Link
 from runtime.runvm.shim.quiet import quiet_python_streams
 from runtime.runvm.state import CREATED, RUNNING, State, Store, now_rfc3339, proc_start_time
-from runtime.runvm.sys import CLONE_NEWNET, private_mount_namespace, setns, unshare
-from runtime.runvm.vm import accel as accelmod
-from runtime.runvm.vm import qemu, qmp, template
+from runtime.runvm.sys import CLONE_NEWNET, CLONE_NEWNS, private_mount_namespace, setns, unshare
+from runtime.runvm.vm import plan as planmod
+from runtime.runvm.vm import pool, qemu, qmp, template
 
 RESTORE_PING_TIMEOUT = 10.0
 COLD_PING_TIMEOUT = 120.0
@@ -55,6 +55,8 @@ class Request:
     boot: str = "auto"  # auto | cold
     tb_mib: int | None = None
     """--tb-mib: QEMU's translation cache under TCG; None keeps VMConfig's default."""
+    pool: bool = False
+    """--pool: take a spare VM restored ahead of time, and start its replacement."""
     restore_images: Path | None = None
     """Set by `runvm restore`: bring the processes back from these CRIU images instead of creating them."""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -107,6 +109,10 @@ class VmSetup:
         self.ready_sent = False
         self.state: State | None = None
         self.cgroup_path = ""
+        self.plan = planmod.make(self.d / "share", self.s, None, req.tb_mib, self.d / "console.log")
+        self.claimed: pool.Claimed | None = None
+        self.pool_slot: str | None = None
+        self.share_dir = self.d / "share"
 
     # ---- reporting to `runvm create` -------------------------------------------------------------
     def _ready(self, message: str) -> None:
@@ -139,37 +145,80 @@ class VmSetup:
         elif has_ns:
             unshare(CLONE_NEWNET)
             self.own_netns = True
-        private_mount_namespace()
+        if self.claimed is None:
+            private_mount_namespace()
+            return
+        # a pooled VM's 9p export is a path in its own private mount namespace: the rootfs is bound there
+        fd = os.open(f"/proc/{self.claimed.qemu_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            setns(fd, CLONE_NEWNS)
+        finally:
+            os.close(fd)
 
     def _in_host_namespaces(self) -> None:
         """preexec for hooks: they run where runc would run them, not in our netns or mount namespace."""
         setns(self.orig_mnt, 0)
         setns(self.orig_net, 0)
 
-    def _vm_config(self, accel: str, tap_fd: int | None) -> tuple[qemu.VMConfig, str]:
-        from runtime.runvm.vm import guest
+    def _claim_spare(self) -> None:
+        """--pool: a spare VM for this template and cache size, if one is ready (checked again by pid age)."""
+        if not self.req.pool or self.req.boot == "cold" or self.req.restore_images is not None:
+            return
+        got = pool.claim(self.plan.pool_key, os.getpid())
+        if got is None:
+            log.trace("no spare")
+            return
+        if proc_start_time(got.qemu_pid) != got.qemu_start:
+            got.agent.close()
+            pool.write_info(got.slot, claimed_by=None)
+            return
+        self.claimed = got
+        self.pool_slot = str(got.slot)  # ours from now on, even if the VM in it fails: `delete` removes it
+        self.share_dir = got.slot / "share"
+        pool.write_info(got.slot, container=self.req.id)
+        log.trace("spare claimed")
 
-        art = guest.artifacts()
-        size = qemu.Size()
-        return qemu.VMConfig(kernel=art.kernel, initrd=art.initrd, osimage=art.osimage,
-                             cmdline=guest.cmdline(accel), share_dir=self.d / "share",
-                             agent_sock=self.s / "agent.sock", qmp_sock=self.s / "qmp.sock", size=size,
-                             accel=accel, tap_fd=tap_fd, console_log=self.d / "console.log",
-                             tb_size_mib=self.req.tb_mib or qemu.DEFAULT_TB_MIB), art.key
+    async def _adopt(self) -> None:
+        """Take over the claimed spare: QMP, the held agent channel (fresh randomness and clock), its cgroup."""
+        c = self.claimed
+        assert c is not None
+        self.qemu = qemu.Adopted(c.qemu_pid)
+        cgroups.place(self.cgroup_path, c.qemu_pid, self.linux.get("resources") or {})
+        self.qmp = await qmp.connect(c.slot / "qmp.sock", alive=lambda: self.qemu.poll() is None)
+        reader, writer = await asyncio.open_unix_connection(sock=c.agent)
+        if c.unread:
+            reader.feed_data(c.unread)
+        link = Link(reader, writer, self._early_frame, name="guest agent")
+        try:
+            await link.request({"op": "prepare", "time_ns": time.time_ns(),
+                                "seed": base64.b64encode(os.urandom(64)).decode()}, timeout=5.0)
+        except BaseException:
+            link.close()
+            raise
+        self.agent = link
 
     async def _start_vm(self, tap_fd: int | None) -> None:
-        """Restore from the template when there is a usable one; otherwise boot cold and say why."""
-        accel, accel_why = accelmod.choose()
-        base, art_key = self._vm_config(accel, tap_fd)
-        key = template.key_for(art_key, base.size, accel, base.cmdline)
+        """A claimed spare; else a restore from the template when there is a usable one; else a cold boot, and
+        why."""
+        p = self.plan
+        key = p.key
+        self.boot_info = {"accel": p.accel, "accel_why": p.accel_why, "template": key}
+        if self.claimed is not None:
+            try:
+                await self._adopt()
+                spare = self.claimed.slot.name
+                self.boot_info.update(boot="templated",
+                                      reason=f"restored from template {key} ahead of time (pool spare {spare})")
+                return
+            except Exception as e:
+                log.warning(f"pool spare {self.claimed.slot.name} unusable ({e}); restoring a VM instead")
+                await self._stop_vm()
+                self.claimed = None
+        base = replace(p.base, tap_fd=tap_fd, share_dir=self.share_dir)
         tpl, why = template.find(key) if self.req.boot != "cold" else (None, "cold boot requested (--boot=cold)")
-        self.boot_info = {"accel": accel, "accel_why": accel_why, "template": key}
         if tpl is not None:
-            from runtime.runvm.vm import stub_kernel
-
-            kernel, initrd = stub_kernel.ensure(template.TEMPLATES)
-            cfg = qemu.VMConfig(**{**base.__dict__, "ram_file": tpl.memory, "ram_shared": False,
-                                   "incoming": True, "console_log": None, "kernel": kernel, "initrd": initrd})
+            cfg = p.restored(tpl)
+            cfg = replace(cfg, tap_fd=tap_fd, share_dir=self.share_dir)
             try:
                 await self._launch(cfg)
                 log.trace("qemu launched")
@@ -255,7 +304,9 @@ class VmSetup:
             await hooks_task
             return []
         go_r, go_w = os.pipe()
-        plumbing = asyncio.get_running_loop().create_task(forked.call(_plumb_first_veth, go_r, TAP, keep=(go_r,)))
+        tap_ns = f"/proc/{self.claimed.qemu_pid}/ns/net" if self.claimed else None
+        plumbing = asyncio.get_running_loop().create_task(
+            forked.call(_plumb_first_veth, go_r, TAP, tap_ns, keep=(go_r,)))
         try:
             await hooks_task
         finally:
@@ -291,7 +342,7 @@ class VmSetup:
         return None
 
     def _shares(self) -> tuple[list[dict[str, Any]], dict[str, str]]:
-        sdir = self.d / "share"
+        sdir = self.share_dir
         share.prepare(sdir)
         return share.populate(sdir, self.req.rootfs, self.spec.get("mounts") or [])
 
@@ -299,10 +350,13 @@ class VmSetup:
         log.trace("setup begin")
         cgroup_path = cgroups.path_of(self.spec, self.req.id)
         cgroups.place(cgroup_path, os.getpid(), self.linux.get("resources") or {})
+        self.cgroup_path = cgroup_path
+        self._claim_spare()
         self._namespaces()
         log.trace("namespaces")
-        tap_fd = tapmod.open_tap(TAP) if self.own_netns else None
-        (self.d / "share").mkdir(exist_ok=True)
+        # a spare's tap waits in the spare's own netns: the plumbing helper moves it into ours
+        tap_fd = tapmod.open_tap(TAP) if self.own_netns and self.claimed is None else None
+        self.share_dir.mkdir(exist_ok=True)
         loop = asyncio.get_running_loop()
         oci_state = {"ociVersion": self.spec.get("ociVersion", "1.0.2"), "id": self.req.id, "status": "created",
                      "pid": os.getpid(), "bundle": str(self.req.bundle),
@@ -338,7 +392,7 @@ class VmSetup:
         self.dns_server = self._embedded_dns()
         restoring = self.req.restore_images is not None
         if restoring:
-            images.bind(self.d / "share", self.req.restore_images)  # type: ignore[arg-type]
+            images.bind(self.share_dir, self.req.restore_images)  # type: ignore[arg-type]
         # the guest builds the container while the host finishes the network; the NIC is configured before
         # create returns, so the process (held until start) never runs without it
         create = loop.create_task(self.agent.request({
@@ -363,7 +417,7 @@ class VmSetup:
         for w in reply.get("warnings") or []:
             log.warning(w)
         if restoring:
-            images.unbind(self.d / "share")
+            images.unbind(self.share_dir)
         self.state = State(
             id=self.req.id, bundle=str(self.req.bundle), rootfs=str(self.req.rootfs),
             status=RUNNING if restoring else CREATED,
@@ -372,10 +426,12 @@ class VmSetup:
             boot=self.boot_info["boot"], boot_reason=self.boot_info["reason"], qemu_pid=self.qemu.pid,
             init_guest_pid=int(reply.get("pid") or 0),
             extra={"template": self.boot_info.get("template"), "accel_why": self.boot_info.get("accel_why"),
-                   "cgroup_path": cgroup_path},
+                   "cgroup_path": cgroup_path, "pool_slot": self.pool_slot},
         )
         self.req.store.save(self.state)
-        self.cgroup_path = cgroup_path
+        if self.req.pool and self.boot_info.get("boot") == "templated":
+            with contextlib.suppress(OSError):
+                pool.refill(self.plan.pool_key, pool.keeper_argv(self.req.tb_mib))
 
     def _stdio_setup(self) -> dict[str, int]:
         """The init process's host stdio: fds 0/1/2 as containerd gave them (the resident relays them), or for
@@ -427,7 +483,9 @@ class VmSetup:
             fds["tty"] = keep(self.tty_slave)
         h = {
             "id": self.req.id, "state_dir": str(self.d), "sock_dir": str(self.s), "root": str(self.req.store.root),
-            "tty": self.tty, "fds": fds, "qemu_pid": self.qemu.pid, "qmp_sock": str(self.s / "qmp.sock"),
+            "tty": self.tty, "fds": fds, "qemu_pid": self.qemu.pid,
+            "qmp_sock": str(self.claimed.slot / "qmp.sock" if self.claimed else self.s / "qmp.sock"),
+            "share_dir": str(self.share_dir),
             "own_netns": self.own_netns, "nics": self.nics, "dns_server": self.dns_server,
             "max_vcpus": self.max_vcpus, "cpuset_pinned": self.cpuset_pinned, "boot": self.boot_info,
             "restored": self.req.restore_images is not None, "cgroup_path": self.cgroup_path,
@@ -459,6 +517,25 @@ def fcntl_ctty(fd: int) -> None:
         fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
 
 
+def _take_tap(tap: str, tap_ns: str) -> None:
+    from pyroute2 import IPRoute
+
+    here = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    there = os.open(tap_ns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        setns(there, CLONE_NEWNET)
+        ipr = IPRoute()  # bound to the spare's netns for as long as it is open
+        setns(here, CLONE_NEWNET)
+        with ipr:
+            found = ipr.link_lookup(ifname=tap)
+            if not found:
+                raise RunvmError(f"the pooled VM's tap {tap} is not in its netns")
+            ipr.link("set", index=found[0], net_ns_pid=os.getpid())
+    finally:
+        os.close(here)
+        os.close(there)
+
+
 NETNS_SYSCTLS = ("net/ipv6/conf/all/disable_ipv6", "net/ipv6/conf/default/disable_ipv6")
 """What Docker's network set-up writes in the netns itself (not in the spec): the guest, whose network stack
 is the container's, gets the same (no IPv6 unless the network has it, as under runc)."""
@@ -475,12 +552,15 @@ def _netns_sysctls() -> dict[str, str]:
     return values
 
 
-def _plumb_first_veth(go_fd: int, tap: str) -> dict[str, Any] | None:
-    """In the forked child: import pyroute2 while the hook runs, then wire the first veth to the tap."""
+def _plumb_first_veth(go_fd: int, tap: str, tap_ns: str | None) -> dict[str, Any] | None:
+    """In the forked child: import pyroute2 while the hook runs, then wire the first veth to the tap (a pooled
+    VM's tap is first moved here from the spare's netns)."""
     from pyroute2 import IPRoute
 
     from runtime.runvm.net import plumb
 
+    if tap_ns:
+        _take_tap(tap, tap_ns)
     os.read(go_fd, 1)
     with IPRoute() as ipr:
         found = plumb.veths(ipr)

@@ -433,7 +433,7 @@ class VmShim:
 
         from runtime.runvm.shim import images
 
-        image_path, share = Path(req["image_path"]), Path(self.d) / "share"
+        image_path, share = Path(req["image_path"]), Path(self.h.get("share_dir") or f"{self.d}/share")
         images.bind(share, image_path)
 
         def dumped(reply: dict[str, Any]) -> None:

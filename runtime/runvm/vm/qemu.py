@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import signal
 import subprocess
 from dataclasses import dataclass, field
@@ -98,15 +99,43 @@ def _die_with_parent() -> None:
     _libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: no VM outlives its shim, even after kill -9
 
 
-def launch(cfg: VMConfig, log_path: Path) -> subprocess.Popen[bytes]:
-    """Start QEMU with no access to the caller's stdio (containerd waits for EOF on those pipes)."""
+def launch(cfg: VMConfig, log_path: Path, die_with_parent: bool = True) -> subprocess.Popen[bytes]:
+    """Start QEMU with no access to the caller's stdio (containerd waits for EOF on those pipes). A pooled VM
+    outlives its keeper (die_with_parent=False): its agent's hold ties it to whoever holds its channel."""
     pass_fds = (cfg.tap_fd,) if cfg.tap_fd is not None else ()
     with open(log_path, "ab") as log:
         return subprocess.Popen(argv(cfg), stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=pass_fds,
-                                preexec_fn=_die_with_parent, close_fds=True)
+                                preexec_fn=_die_with_parent if die_with_parent else None, close_fds=True)
 
 
-def kill(proc: subprocess.Popen[bytes]) -> None:
+class Adopted:
+    """A QEMU that is not our child (a pooled VM): Popen's poll/wait/pid, through a pidfd, so a reused pid is
+    never signalled. Its exit status is not ours to collect."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self.fd = os.pidfd_open(pid)
+
+    def poll(self) -> int | None:
+        if self.returncode is None and select.select([self.fd], [], [], 0)[0]:
+            self.returncode = -1
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        if self.returncode is None and select.select([self.fd], [], [], timeout)[0]:
+            self.returncode = -1
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            signal.pidfd_send_signal(self.fd, sig)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def kill(proc: subprocess.Popen[bytes] | Adopted) -> None:
     if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGKILL)
+        proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -1,0 +1,258 @@
+"""The pool of spare VMs (`runvm --pool`): VMs restored from the template ahead of time, so that a create skips
+QEMU's start, the restore and the guest's wake-up. Each spare is held by its own keeper process (keeper.py) and
+lives in a slot directory:
+
+    /run/runvm-pool/<template key>-tb<N>/<slot>/   spare.json  claim.sock  agent.sock  qmp.sock  share/  qemu.log
+
+A create claims a spare by connecting to claim.sock; the keeper passes it the agent channel and exits. The slot
+then belongs to the container until `runvm delete` removes it. Everything here is host-side bookkeeping; nothing
+in it decides a container's behaviour, which is the same pooled or not.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runtime.runvm.state import proc_start_time
+
+POOL_DIR = Path(os.environ.get("RUNVM_POOL_DIR", "/run/runvm-pool"))
+POOL_CGROUP = "/runvm-pool"
+REPO = str(Path(__file__).resolve().parents[3])
+SPARES = 1
+"""Spares kept per pool key. One covers a sequence of starts; each claim starts a replacement at once."""
+CLAIM_TIMEOUT_S = 2.0
+STARTING_S = 30.0
+"""A slot with no keeper information after this long is a keeper that died starting."""
+IDLE_S = 600.0
+"""An unclaimed spare ends after this long: its template may be stale, and it costs a VM's memory."""
+
+
+@dataclass
+class Claimed:
+    slot: Path
+    qemu_pid: int
+    qemu_start: int
+    agent: socket.socket
+    unread: bytes
+
+
+@dataclass
+class Slot:
+    dir: Path
+    info: dict[str, Any]
+
+    @property
+    def keeper_alive(self) -> bool:
+        pid, start = self.info.get("keeper"), self.info.get("keeper_start")
+        return bool(pid) and proc_start_time(int(pid)) == start
+
+    @property
+    def qemu_alive(self) -> bool:
+        pid, start = self.info.get("qemu"), self.info.get("qemu_start")
+        return bool(pid) and proc_start_time(int(pid)) == start
+
+    @property
+    def claimed(self) -> bool:
+        return bool(self.info.get("claimed_by"))
+
+    @property
+    def owner_alive(self) -> bool:
+        pid, start = self.info.get("claimed_by"), self.info.get("claimed_by_start")
+        return bool(pid) and proc_start_time(int(pid)) == start
+
+
+def slots(pool_key: str | None = None) -> list[Slot]:
+    found = []
+    for d in sorted(POOL_DIR.glob(f"{pool_key or '*'}/*")):
+        if not d.is_dir():
+            continue
+        try:
+            info = json.loads((d / "spare.json").read_text())
+        except (OSError, ValueError):
+            info = {}
+        found.append(Slot(d, info))
+    return found
+
+
+def write_info(slot: Path, **changes: Any) -> None:
+    path = slot / "spare.json"
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        info = {}
+    info.update(changes)
+    tmp = slot / ".spare.json.tmp"
+    tmp.write_text(json.dumps(info))
+    os.replace(tmp, path)
+
+
+def claim(pool_key: str, owner_pid: int) -> Claimed | None:
+    """A ready spare, or None (the caller restores as usual). Two creates racing for one spare: the keeper
+    serves one and closes its socket on the other, which tries the next spare."""
+    for s in slots(pool_key):
+        if s.claimed or not (s.dir / "claim.sock").exists():
+            continue
+        got = _claim_one(s.dir, owner_pid)
+        if got is not None:
+            return got
+    return None
+
+
+def _claim_one(slot: Path, owner_pid: int) -> Claimed | None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(CLAIM_TIMEOUT_S)
+    try:
+        sock.connect(str(slot / "claim.sock"))
+        sock.sendall(json.dumps({"pid": owner_pid}).encode() + b"\n")
+        msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 16, 1)
+        if not msg or not fds:
+            for fd in fds:
+                os.close(fd)
+            return None
+        reply = json.loads(msg)
+        sock.sendall(b"k")  # the keeper exits without killing the VM only after this
+        agent = socket.socket(fileno=fds[0])
+        return Claimed(slot, int(reply["qemu"]), int(reply["qemu_start"]), agent,
+                       base64.b64decode(reply.get("unread") or ""))
+    except (OSError, ValueError, KeyError):
+        return None
+    finally:
+        sock.close()
+
+
+def refill(pool_key: str, argv: list[str]) -> None:
+    """Start keepers (detached: own session, no stdio) until the key has SPARES unclaimed slots."""
+    POOL_DIR.mkdir(parents=True, exist_ok=True)
+    keydir = POOL_DIR / pool_key
+    keydir.mkdir(exist_ok=True)
+    lock_fd = os.open(POOL_DIR / f".{pool_key}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        now = time.time()
+        waiting = [s for s in slots(pool_key) if not s.claimed
+                   and (s.keeper_alive or (not s.info and now - _mtime(s.dir) < STARTING_S))]
+        for _ in range(SPARES - len(waiting)):
+            slot = keydir / uuid.uuid4().hex[:12]
+            slot.mkdir()
+            subprocess.Popen([*argv, str(slot)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True, cwd=REPO)
+    finally:
+        os.close(lock_fd)
+
+
+def remove_slot(slot: Path) -> None:
+    """Delete a slot without ever entering a mount. In the host's mount namespace the container's binds under
+    share/ do not exist, but this is also safe where they do: mount points (and other filesystems) are left."""
+    try:
+        top = os.lstat(slot)
+    except FileNotFoundError:
+        return
+    mounted = _mount_points()
+    for root, dirs, files, rootfd in os.fwalk(slot, topdown=True):
+        keep = [d for d in dirs if os.path.join(root, d) in mounted]
+        dirs[:] = [d for d in dirs if d not in keep and _same_dev(d, rootfd, top.st_dev)]
+        for name in files:
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=rootfd)
+    for root, dirs, _files in os.walk(slot, topdown=False):
+        for d in dirs:
+            path = os.path.join(root, d)
+            if path not in mounted:
+                with contextlib.suppress(OSError):
+                    os.rmdir(path)
+    with contextlib.suppress(OSError):
+        os.rmdir(slot)
+
+
+def _same_dev(name: str, dir_fd: int, dev: int) -> bool:
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_dev == dev
+
+
+def _mount_points() -> set[str]:
+    points = set()
+    with contextlib.suppress(OSError), open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 4:
+                points.add(fields[4].encode().decode("unicode_escape"))
+    return points
+
+
+def _kill(pid: int | None, start: int | None) -> None:
+    if pid and start and proc_start_time(int(pid)) == start:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
+
+
+def prune(drain: bool = False, grace_s: float = STARTING_S) -> list[str]:
+    """Remove what no one holds: slots whose keeper and QEMU are gone, claimed slots whose owner is gone. With
+    drain, also every unclaimed spare (keeper and VM killed). A slot younger than grace_s with no keeper info
+    yet is a keeper still starting."""
+    removed = []
+    now = time.time()
+    for s in slots():
+        if s.claimed:
+            if s.owner_alive:
+                continue
+            _kill(s.info.get("qemu"), s.info.get("qemu_start"))
+        elif drain:
+            _kill(s.info.get("keeper"), s.info.get("keeper_start"))
+            _kill(s.info.get("qemu"), s.info.get("qemu_start"))
+        elif s.keeper_alive or s.qemu_alive or (not s.info and now - _mtime(s.dir) < grace_s):
+            continue
+        _wait_gone(s)
+        remove_slot(s.dir)
+        removed.append(str(s.dir))
+    for d in POOL_DIR.glob("*"):
+        if d.is_dir() and not any(d.iterdir()):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+    return removed
+
+
+def _mtime(d: Path) -> float:
+    try:
+        return d.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _wait_gone(s: Slot, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (s.keeper_alive or s.qemu_alive) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def pids() -> set[int]:
+    """Processes the pool owns right now (keepers and unclaimed VMs): not leaks of any container."""
+    found: set[int] = set()
+    for s in slots():
+        if s.claimed:
+            continue
+        for who in ("keeper", "qemu"):
+            if s.info.get(who) and proc_start_time(int(s.info[who])) == s.info.get(f"{who}_start"):
+                found.add(int(s.info[who]))
+    return found
+
+
+def keeper_argv(tb_mib: int | None) -> list[str]:
+    argv = [sys.executable, "-m", "runtime.runvm.vm.keeper"]
+    return [*argv, str(tb_mib or 0)]
