@@ -11,7 +11,7 @@ from tabulate import tabulate
 
 from harness.setup.images import IMAGE
 
-DEFAULT_RUNTIMES = ("runc", "runvm", "runvm-tb32", "runvm-cold", "runsc")
+DEFAULT_RUNTIMES = ("runc", "runvm", "runvm-tb32", "runvm-pool", "runvm-pool-tb32", "runvm-cold", "runsc")
 LABEL = {"vmparity.bench": "1"}
 
 

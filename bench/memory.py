@@ -1,7 +1,8 @@
 """Host memory per idle container: K idle containers per runtime, PSS of every host process that exists for
 each of them (containerd's shim and everything below it: the workload for runc; vm-shim, QEMU and stand-ins for
-runvm; sandbox and gofer for runsc). PSS splits pages shared between containers (runvm's template RAM, binaries)
-fairly among them, so K matters: it is printed."""
+runvm, plus the QEMU of a VM taken from the pool, which a keeper started; sandbox and gofer for runsc). Spares
+waiting in the pool belong to no container and are not counted. PSS splits pages shared between containers
+(runvm's template RAM, binaries) fairly among them, so K matters: it is printed."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from bench.common import DEFAULT_RUNTIMES, LABEL, available, client, image, table
 from harness import procs
 from harness.cleanup import shims_by_container
+from runtime.runvm.vm import pool
 
 MiB = 1024 * 1024
 
@@ -27,6 +29,22 @@ def pss_kib(pid: int) -> int:
     return 0
 
 
+def _pooled_qemus() -> dict[str, int]:
+    """container id -> QEMU pid for VMs taken from runvm's pool. A keeper started them, so they hang below
+    whichever container's shim happened to start that keeper: runvm's state says whose they are."""
+    import json
+
+    found = {}
+    for path in Path("/run/docker").glob("runtime-*/moby/*/state.json"):
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if (state.get("extra") or {}).get("pool_slot") and state.get("qemu_pid"):
+            found[path.parent.name] = int(state["qemu_pid"])
+    return found
+
+
 def measure(runtime: str, count: int, settle_s: float) -> dict[str, object]:
     c = client()
     containers = []
@@ -36,12 +54,16 @@ def measure(runtime: str, count: int, settle_s: float) -> dict[str, object]:
                                                labels=LABEL))
         time.sleep(settle_s)
         shims = shims_by_container()
+        pooled = _pooled_qemus()
+        elsewhere = set(pooled.values()) | pool.pids()  # counted for their own container, or for none
         totals, runtime_only = [], []
         for ctr in containers:
             shim = shims.get(ctr.id)
             if shim is None:
                 continue
-            below = procs.descendants(shim)
+            below = [p for p in procs.descendants(shim) if p not in elsewhere]
+            if ctr.id in pooled:
+                below.append(pooled[ctr.id])
             totals.append(pss_kib(shim) + sum(pss_kib(p) for p in below))
             runtime_only.append(sum(pss_kib(p) for p in below))
         return {"runtime": runtime, "pss_mib": round(sum(totals) / len(totals) / 1024, 1) if totals else None,

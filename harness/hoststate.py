@@ -66,9 +66,12 @@ def _mounts() -> set[str]:
 
 
 def _processes() -> set[str]:
+    from runtime.runvm.vm import pool
+
+    spares = {str(pid) for pid in pool.pids()}  # runvm --pool's idle VMs and keepers belong to no container
     out = set()
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or entry.name in spares:
             continue
         try:
             comm = Path(entry.path, "comm").read_text().strip()

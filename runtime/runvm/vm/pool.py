@@ -148,10 +148,22 @@ def refill(pool_key: str, argv: list[str]) -> None:
         for _ in range(SPARES - len(waiting)):
             slot = keydir / uuid.uuid4().hex[:12]
             slot.mkdir()
-            subprocess.Popen([*argv, str(slot)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True, cwd=REPO)
+            _spawn_detached([*argv, str(slot)])
     finally:
         os.close(lock_fd)
+
+
+def _spawn_detached(argv: list[str]) -> None:
+    """Through an intermediate child that exits at once, so the keeper is not our child: a vm-shim must not
+    count, wait for or be blamed for a spare that will serve another container."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True, close_fds=True, cwd=REPO)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
 
 
 def remove_slot(slot: Path) -> None:
@@ -209,6 +221,8 @@ def prune(drain: bool = False, grace_s: float = STARTING_S) -> list[str]:
     removed = []
     now = time.time()
     for s in slots():
+        if drain and not s.info and now - _mtime(s.dir) < grace_s:
+            s = _started(s, grace_s)  # a keeper still starting: wait until it says what to kill
         if s.claimed:
             if s.owner_alive:
                 continue
@@ -226,6 +240,17 @@ def prune(drain: bool = False, grace_s: float = STARTING_S) -> list[str]:
             with contextlib.suppress(OSError):
                 d.rmdir()
     return removed
+
+
+def _started(s: Slot, timeout: float) -> Slot:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and s.dir.exists():
+        with contextlib.suppress(OSError, ValueError):
+            info = json.loads((s.dir / "spare.json").read_text())
+            if info.get("qemu"):
+                return Slot(s.dir, info)
+        time.sleep(0.05)
+    return s
 
 
 def _mtime(d: Path) -> float:
