@@ -142,6 +142,16 @@ class Keeper:
         pool.remove_slot(self.slot)
 
 
+def _log_failure(line: str, keep: int = 64 * 1024) -> None:
+    """A keeper has no stdio; its failures go to one file in the pool directory, kept to its last 64 KiB."""
+    path = pool.POOL_DIR / "keeper-failures.log"
+    with contextlib.suppress(OSError):
+        old = path.read_bytes()[-keep:] if path.exists() else b""
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(old + line.encode())
+        os.replace(tmp, path)
+
+
 def main(argv: list[str]) -> int:
     tb_mib, slot = int(argv[0]) or None, Path(argv[1])
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -156,8 +166,7 @@ def main(argv: list[str]) -> int:
     try:
         asyncio.run(run())
     except BaseException as e:
-        with contextlib.suppress(OSError), open(pool.POOL_DIR / "keeper-failures.log", "a") as f:
-            f.write(f"{time.strftime('%F %T')} {slot.name}: {e.__class__.__name__}: {e}\n")
+        _log_failure(f"{time.strftime('%F %T')} {slot.name}: {e.__class__.__name__}: {e}\n")
     finally:
         if not handed_over:
             keeper.stop()
