@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"setup: runvm template build failed:\n{built.stderr[-3000:]}", file=sys.stderr)
             return 1
         print(f"setup: runvm template {built.stdout.strip()}")
+        pruned = subprocess.run([str(paths.RUNVM_BIN), "pool", "prune"], capture_output=True, text=True)
+        print(f"setup: runvm pool prune {pruned.stdout.strip() or pruned.stderr.strip()}")
     runtimes = sorted(client.info().get("Runtimes", {}))
     print(f"setup: runtimes registered with dockerd: {', '.join(runtimes)}")
     return 0

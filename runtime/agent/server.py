@@ -273,8 +273,6 @@ class Agent:
             with contextlib.suppress(OSError):
                 self.oom_fd = self.cgroup.watch_oom()
                 self.loop.add_reader(self.oom_fd, self._oom)
-        if req.get("dns_relay"):
-            await self._start_dns_relay(req["dns_relay"])
 
     async def op_create(self, req: dict[str, Any]) -> dict[str, Any]:
         t0 = time.monotonic()
@@ -317,6 +315,11 @@ class Agent:
         info = checkpoint.dump(self.init.pid, os.path.join(SHARE_DIR, req["images"]), self.cgroup,
                                bool(req.get("leave_running")), self.init.stdio_description(), flush_output)
         return {"info": info}
+
+    async def op_dns_relay(self, req: dict[str, Any]) -> dict[str, Any]:
+        if self.dns_transport is None:
+            await self._start_dns_relay(req["address"])
+        return {}
 
     async def _start_dns_relay(self, address: str) -> None:
         """Docker's embedded DNS answers on 127.0.0.11 inside the container's netns on the host; the guest's

@@ -112,6 +112,8 @@ class VmSetup:
         self.plan = planmod.make(self.d / "share", self.s, None, req.tb_mib, self.d / "console.log")
         self.claimed: pool.Claimed | None = None
         self.pool_slot: str | None = None
+        self.trees: list[int] | None = None
+        self.vm_mnt = -1
         self.share_dir = self.d / "share"
 
     # ---- reporting to `runvm create` -------------------------------------------------------------
@@ -148,12 +150,21 @@ class VmSetup:
         if self.claimed is None:
             private_mount_namespace()
             return
-        # a pooled VM's 9p export is a path in its own private mount namespace: the rootfs is bound there
-        fd = os.open(f"/proc/{self.claimed.qemu_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        # A pooled VM's 9p export is a path in its own mount namespace, where the rootfs must go; what the
+        # container's daemon sees (its rootfs, bind sources) is taken from ours before we leave.
+        self.trees = share.clone_sources(self.req.rootfs, self.spec.get("mounts") or [])
+        self.vm_mnt = os.open(f"/proc/{self.claimed.qemu_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        setns(self.vm_mnt, CLONE_NEWNS)
+
+    def _read_daemon_file(self, path: str) -> str:
+        """A file as the container's daemon sees it (for a pooled VM we live in the VM's mount namespace)."""
+        if self.claimed is None:
+            return Path(path).read_text()
+        setns(self.orig_mnt, CLONE_NEWNS)
         try:
-            setns(fd, CLONE_NEWNS)
+            return Path(path).read_text()
         finally:
-            os.close(fd)
+            setns(self.vm_mnt, CLONE_NEWNS)
 
     def _in_host_namespaces(self) -> None:
         """preexec for hooks: they run where runc would run them, not in our netns or mount namespace."""
@@ -332,7 +343,7 @@ class VmSetup:
         for m in self.spec.get("mounts") or []:
             if m.get("destination") == "/etc/resolv.conf":
                 try:
-                    text = Path(m.get("source", "")).read_text()
+                    text = self._read_daemon_file(m.get("source", ""))
                 except OSError:
                     return None
                 for line in text.splitlines():
@@ -344,7 +355,12 @@ class VmSetup:
     def _shares(self) -> tuple[list[dict[str, Any]], dict[str, str]]:
         sdir = self.share_dir
         share.prepare(sdir)
-        return share.populate(sdir, self.req.rootfs, self.spec.get("mounts") or [])
+        try:
+            return share.populate(sdir, self.req.rootfs, self.spec.get("mounts") or [], trees=self.trees)
+        finally:
+            for fd in self.trees or []:
+                os.close(fd)
+            self.trees = None
 
     async def setup(self) -> None:
         log.trace("setup begin")
@@ -389,7 +405,6 @@ class VmSetup:
             await self.agent.request(online, timeout=30)
         streams = self._stdio_setup()
         spec_for_guest = {**self.spec, "mounts": mounts}
-        self.dns_server = self._embedded_dns()
         restoring = self.req.restore_images is not None
         if restoring:
             images.bind(self.share_dir, self.req.restore_images)  # type: ignore[arg-type]
@@ -399,7 +414,6 @@ class VmSetup:
             "op": "restore" if restoring else "create", "images": IMAGES_DIR, "id": self.req.id,
             "spec": spec_for_guest, "rootfs": "rootfs", "shares": shares,
             "cgroup_layout": cgroups.layout(), "cgroup_path": cgroup_path, "streams": streams, "tty": self.tty,
-            "dns_relay": self.dns_server if self.own_netns else None,
         }, timeout=300 if restoring else 120))
         try:
             nics = await network_task
@@ -411,6 +425,10 @@ class VmSetup:
         log.trace(f"agent create {reply.get('timings')}")
         for nic in nics:
             await self.agent.request({"op": "net_add", "nic": nic}, timeout=30)
+        # only now: on user networks Docker's hook is what points resolv.conf at its embedded server
+        self.dns_server = self._embedded_dns()
+        if self.own_netns and self.dns_server:
+            await self.agent.request({"op": "dns_relay", "address": self.dns_server}, timeout=30)
         if self.own_netns and not nics:  # --net=none: still the netns's IPv6 setting, for loopback
             await self.agent.request({"op": "sysctls", "values": _netns_sysctls()}, timeout=30)
         log.trace("nics")
@@ -431,7 +449,7 @@ class VmSetup:
         self.req.store.save(self.state)
         if self.req.pool and self.boot_info.get("boot") == "templated":
             with contextlib.suppress(OSError):
-                pool.refill(self.plan.pool_key, pool.keeper_argv(self.req.tb_mib))
+                pool.refill(self.plan.pool_key, pool.keeper_argv(self.req.tb_mib), self.orig_mnt)
 
     def _stdio_setup(self) -> dict[str, int]:
         """The init process's host stdio: fds 0/1/2 as containerd gave them (the resident relays them), or for

@@ -46,6 +46,8 @@ class Keeper:
         cgroups.place(pool.POOL_CGROUP, os.getpid(), {})
         unshare(CLONE_NEWNET)
         tap_fd = tapmod.open_tap(TAP)
+        # the claimant brings the rootfs from its own view of the mounts (share.clone_sources), so this namespace
+        # needs only the host paths QEMU opens: the template, the guest image, the slot
         private_mount_namespace()
         (self.slot / "share").mkdir(exist_ok=True)
         p = planmod.make(self.slot / "share", self.slot, tap_fd, self.tb_mib, None)

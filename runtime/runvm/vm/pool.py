@@ -134,8 +134,9 @@ def _claim_one(slot: Path, owner_pid: int) -> Claimed | None:
         sock.close()
 
 
-def refill(pool_key: str, argv: list[str]) -> None:
-    """Start keepers (detached: own session, no stdio) until the key has SPARES unclaimed slots."""
+def refill(pool_key: str, argv: list[str], mnt_ns: int | None = None) -> None:
+    """Start keepers (detached: own session, no stdio) until the key has SPARES unclaimed slots. mnt_ns: the
+    mount namespace to start them in (a vm-shim's own is private to its container)."""
     POOL_DIR.mkdir(parents=True, exist_ok=True)
     keydir = POOL_DIR / pool_key
     keydir.mkdir(exist_ok=True)
@@ -148,17 +149,21 @@ def refill(pool_key: str, argv: list[str]) -> None:
         for _ in range(SPARES - len(waiting)):
             slot = keydir / uuid.uuid4().hex[:12]
             slot.mkdir()
-            _spawn_detached([*argv, str(slot)])
+            _spawn_detached([*argv, str(slot)], mnt_ns)
     finally:
         os.close(lock_fd)
 
 
-def _spawn_detached(argv: list[str]) -> None:
+def _spawn_detached(argv: list[str], mnt_ns: int | None) -> None:
     """Through an intermediate child that exits at once, so the keeper is not our child: a vm-shim must not
     count, wait for or be blamed for a spare that will serve another container."""
     pid = os.fork()
     if pid == 0:
         try:
+            if mnt_ns is not None:
+                from runtime.runvm.sys import CLONE_NEWNS, setns
+
+                setns(mnt_ns, CLONE_NEWNS)
             subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True, close_fds=True, cwd=REPO)
         finally:
