@@ -224,6 +224,22 @@ class Agent:
         prefork_init()
         return {"layout": self.layout}
 
+    @staticmethod
+    def _mount_share(options: str | None = None) -> None:
+        from agent import libc
+
+        if not os.path.ismount(SHARE_DIR):
+            os.makedirs(SHARE_DIR, exist_ok=True)
+            libc.mount(SHARE_TAG, SHARE_DIR, "9p", 0,
+                       options or "trans=virtio,version=9p2000.L,msize=262144,cache=mmap,access=client")
+
+    def op_mount_share(self, req: dict[str, Any]) -> dict[str, Any]:
+        """A pooled spare mounts its (still empty) share before it is claimed: the template could not have it
+        mounted (QEMU refuses to migrate a VM with a mounted 9p export), a spare is never migrated again, and
+        what the claimant binds into the share later is looked up afresh (cache=mmap keeps no dentries)."""
+        self._mount_share(req.get("share_options"))
+        return {}
+
     def op_hold(self, req: dict[str, Any]) -> dict[str, Any]:
         """From now on this connection is the VM's lifeline. A pooled VM's QEMU is nobody's child on the host, so
         no PDEATHSIG can end it: its owner (the pool keeper, then the vm-shim it hands the connection to) holding
@@ -243,13 +259,10 @@ class Agent:
         """Everything a container needs before its processes exist: the share, NICs, cgroups."""
         if self.init is not None:
             raise ProcessError("this VM already has a container")
-        from agent import libc, net
+        from agent import net
 
         t = [time.monotonic()]
-        if not os.path.ismount(SHARE_DIR):
-            os.makedirs(SHARE_DIR, exist_ok=True)
-            libc.mount(SHARE_TAG, SHARE_DIR, "9p", 0, req.get("share_options")
-                       or "trans=virtio,version=9p2000.L,msize=262144,cache=mmap,access=client")
+        self._mount_share(req.get("share_options"))
         t.append(time.monotonic())
         for nic in req.get("network") or []:
             await net.configure(nic)

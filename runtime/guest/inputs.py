@@ -7,7 +7,6 @@ Two keys, so that agent development only rebuilds the cheap part:
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import json
 import subprocess
@@ -86,4 +85,11 @@ def _find_here() -> list[str] | None:
     spec = importlib.util.find_spec("pyroute2")
     if spec is None or spec.origin is None:
         return None
-    return [str(Path(spec.origin).parent), importlib.metadata.version("pyroute2")]
+    package = Path(spec.origin).parent
+    # every create computes this key: the dist-info directory's name spares importing importlib.metadata (~25 ms)
+    infos = sorted(package.parent.glob("pyroute2-*.dist-info"))
+    if len(infos) == 1:
+        return [str(package), infos[0].name[len("pyroute2-"):-len(".dist-info")]]
+    from importlib import metadata
+
+    return [str(package), metadata.version("pyroute2")]

@@ -109,6 +109,7 @@ class VmSetup:
         self.ready_sent = False
         self.state: State | None = None
         self.cgroup_path = ""
+        self.size = qemu.Size()
         self.plan = planmod.make(self.d / "share", self.s, None, req.tb_mib, self.d / "console.log")
         self.claimed: pool.Claimed | None = None
         self.pool_slot: str | None = None
@@ -195,7 +196,6 @@ class VmSetup:
         assert c is not None
         self.qemu = qemu.Adopted(c.qemu_pid)
         cgroups.place(self.cgroup_path, c.qemu_pid, self.linux.get("resources") or {})
-        self.qmp = await qmp.connect(c.slot / "qmp.sock", alive=lambda: self.qemu.poll() is None)
         reader, writer = await asyncio.open_unix_connection(sock=c.agent)
         if c.unread:
             reader.feed_data(c.unread)
@@ -397,7 +397,14 @@ class VmSetup:
         finally:
             if tap_fd is not None:
                 os.close(tap_fd)  # QEMU has its own copy
-        plugged = await resize.hotplug(self.qmp.execute, self.linux.get("resources") or {}, self.max_vcpus)
+        res = self.linux.get("resources") or {}
+        if self.qmp is None and resize.cpus_needed(res) <= self.size.vcpus and not resize.memory_needed_mib(res):
+            plugged: dict[str, Any] = {"warnings": [], "cpus_added": 0}  # a pooled VM as it is: QMP not needed
+        else:
+            if self.qmp is None:
+                self.qmp = await qmp.connect(self.claimed.slot / "qmp.sock",  # type: ignore[union-attr]
+                                             alive=lambda: self.qemu.poll() is None)
+            plugged = await resize.hotplug(self.qmp.execute, res, self.max_vcpus)
         for w in plugged["warnings"]:
             log.warning(w)
         online = resize.online_request(plugged, self.cpuset_pinned)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ def _cache_key() -> str:
         qemu_id = str(os.stat(subprocess.run(["which", QEMU], capture_output=True, text=True).stdout.strip()).st_mtime)
     except OSError:
         qemu_id = "?"
-    return f"{platform.release()}|{qemu_id}"
+    return f"{os.uname().release}|{qemu_id}"
 
 
 def _probe_boot() -> tuple[bool, str]:

@@ -75,6 +75,7 @@ class Keeper:
                 reader, writer = await asyncio.open_unix_connection(str(self.slot / "agent.sock"))
                 link = Link(reader, writer, name="guest agent")
                 await link.request({"op": "hold"}, timeout=max(0.5, deadline - time.monotonic()))
+                await link.request({"op": "mount_share"}, timeout=max(0.5, deadline - time.monotonic()))
                 return link
             except (OSError, RunvmError):
                 if time.monotonic() > deadline or self.proc.poll() is not None:

@@ -1,0 +1,93 @@
+"""The spare pool's bookkeeping: which slots prune removes (nobody holds them) and which it keeps (a live keeper,
+a live owner, a keeper still starting), what refill counts as waiting, and that the pool's own processes are
+the only ones pool.pids() names. Real processes stand in for keepers, VMs and owners; nothing is killed that
+this test did not start."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runtime.runvm.state import proc_start_time
+from runtime.runvm.vm import pool
+
+KEY = "k" * 20 + "-tb16"
+
+
+@pytest.fixture
+def pool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(pool, "POOL_DIR", tmp_path)
+    (tmp_path / KEY).mkdir()
+    return tmp_path
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    p = subprocess.Popen(["sleep", "60"])
+    yield p
+    p.kill()
+    p.wait()
+
+
+def _slot(root: Path, name: str, info: dict[str, object] | None, age_s: float = 0.0) -> Path:
+    d = root / KEY / name
+    (d / "share").mkdir(parents=True)
+    if info is not None:
+        (d / "spare.json").write_text(json.dumps(info))
+    t = time.time() - age_s
+    os.utime(d, (t, t))
+    return d
+
+
+def _dead_pid() -> tuple[int, int]:
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid, 12345
+
+
+def test_prune_keeps_what_someone_holds_and_removes_the_rest(pool_dir: Path,
+                                                              sleeper: subprocess.Popen[bytes]) -> None:
+    live = {"pid": sleeper.pid, "start": proc_start_time(sleeper.pid)}
+    dead_pid, dead_start = _dead_pid()
+    waiting = _slot(pool_dir, "waiting", {"keeper": live["pid"], "keeper_start": live["start"]})
+    owned = _slot(pool_dir, "owned", {"qemu": dead_pid, "qemu_start": dead_start, "claimed_by": live["pid"],
+                                      "claimed_by_start": live["start"]})
+    orphaned = _slot(pool_dir, "orphaned", {"qemu": dead_pid, "qemu_start": dead_start,
+                                            "claimed_by": dead_pid, "claimed_by_start": dead_start})
+    dead_keeper = _slot(pool_dir, "dead-keeper", {"keeper": dead_pid, "keeper_start": dead_start})
+    starting = _slot(pool_dir, "starting", None, age_s=1)
+    stuck = _slot(pool_dir, "stuck", None, age_s=pool.STARTING_S + 5)
+
+    removed = set(pool.prune())
+
+    assert removed == {str(orphaned), str(dead_keeper), str(stuck)}
+    assert waiting.exists() and owned.exists() and starting.exists()
+    assert sleeper.poll() is None  # prune never signals a keeper that is alive and unclaimed
+
+
+def test_pids_names_only_unclaimed_live_pool_processes(pool_dir: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    start = proc_start_time(sleeper.pid)
+    _slot(pool_dir, "a", {"keeper": sleeper.pid, "keeper_start": start})
+    _slot(pool_dir, "b", {"qemu": os.getpid(), "qemu_start": proc_start_time(os.getpid()),
+                          "claimed_by": sleeper.pid, "claimed_by_start": start})  # a container's VM now
+    _slot(pool_dir, "c", {"keeper": sleeper.pid, "keeper_start": (start or 0) + 1})  # pid reused: not ours
+    assert pool.pids() == {sleeper.pid}
+
+
+def test_claim_skips_claimed_and_socketless_slots(pool_dir: Path) -> None:
+    _slot(pool_dir, "claimed", {"claimed_by": 1})
+    _slot(pool_dir, "no-socket", {})
+    assert pool.claim(KEY, os.getpid()) is None
+
+
+def test_write_info_merges_and_replaces_atomically(tmp_path: Path) -> None:
+    pool.write_info(tmp_path, keeper=1)
+    pool.write_info(tmp_path, ready=2.0)
+    assert json.loads((tmp_path / "spare.json").read_text()) == {"keeper": 1, "ready": 2.0}
+    assert not (tmp_path / ".spare.json.tmp").exists()
