@@ -15,6 +15,11 @@ from agent import libc
 
 ROOT = "/sys/fs/cgroup"
 UNLIMITED = "-1"
+SPARE = ".runvm-spare"
+SPARE_PARENT = "/docker"
+"""Docker's cgroupfs parent. The template makes the next container's cgroup there ahead of time, in every
+hierarchy (a v1 mkdir allocates each controller's state: tens of milliseconds under TCG for all of them); a
+create under that parent renames it, anywhere else it is left unused."""
 
 
 def mount_layout(layout: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -65,13 +70,25 @@ class Cgroup:
 
     def create(self) -> None:
         for ctrl, d in self.dirs.items():
+            spare = os.path.join(os.path.dirname(d), SPARE)
+            if not os.path.isdir(d) and os.path.isdir(spare):
+                with contextlib.suppress(OSError):
+                    os.rename(spare, d)  # v1 allows a rename within the same parent
             os.makedirs(d, exist_ok=True)
             if ctrl == "cpuset":
                 self._inherit_cpuset(d)
 
+    @classmethod
+    def make_spare(cls, layout: list[dict[str, str]]) -> None:
+        """The next container's cgroup, made ahead of time under SPARE_PARENT (see create)."""
+        with contextlib.suppress(OSError):
+            cls(layout, os.path.join(SPARE_PARENT, SPARE)).create()
+
     @staticmethod
     def _inherit_cpuset(d: str) -> None:
-        """A new v1 cpuset is empty; fill it from the nearest ancestor, top down."""
+        """A new v1 cpuset is empty; fill it from the nearest ancestor, top down. The chain is the agent's own
+        (made for this container, or ahead of time in the template, before CPUs were hot-plugged), so each node
+        takes its parent's CPUs and memory nodes as they are now, as a fresh mkdir would under runc."""
         chain = []
         cur = d
         while cur.startswith(ROOT) and cur != os.path.join(ROOT, "cpuset"):
@@ -80,8 +97,9 @@ class Cgroup:
         for node in reversed(chain):
             parent = os.path.dirname(node)
             for f in ("cpuset.cpus", "cpuset.mems"):
-                if not _read(os.path.join(node, f)).strip():
-                    _write(os.path.join(node, f), _read(os.path.join(parent, f)).strip())
+                want = _read(os.path.join(parent, f)).strip()
+                if _read(os.path.join(node, f)).strip() != want:
+                    _write(os.path.join(node, f), want)
 
     def widen_cpuset(self, cpus: str) -> None:
         """New CPUs reach the root cpuset only; carry them down to the container, parents first."""

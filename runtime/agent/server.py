@@ -214,6 +214,7 @@ class Agent:
         from agent import net
 
         self.layout = cgroups.mount_layout(req.get("cgroup_layout") or [])
+        cgroups.Cgroup.make_spare(self.layout)
         # synchronize_rcu() is on the path of every netlink and mount change; a normal grace period under
         # emulation is tens of milliseconds, an expedited one a fraction of that
         with contextlib.suppress(OSError), open("/sys/kernel/rcu_expedited", "w") as f:
