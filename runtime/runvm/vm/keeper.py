@@ -163,6 +163,7 @@ def main(argv: list[str]) -> int:
 
     async def run() -> None:
         nonlocal handed_over
+        pool.prune()  # in the background, here: slots of containers that died before `runvm delete` ran
         await keeper.restore()
         handed_over = await keeper.serve()
 
