@@ -11,6 +11,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,25 @@ def test_pooled_vm_ends_with_its_killed_vm_shim(dk: Any, drained: None) -> None:
     finally:
         c.remove(force=True)
     assert wait_clean(lambda: docker_leftovers(c.id) + slot_leftovers(spare.dir, qemu, qstart)) == []
+
+
+def test_two_creates_racing_for_one_spare_both_start(dk: Any, drained: None) -> None:
+    """One spare, two pooled creates at once: one takes it, the other restores as usual; both run."""
+    spare = fill()
+    with ThreadPoolExecutor(2) as ex:
+        started = list(ex.map(lambda _i: dk.containers.run(IMAGE, ["sleep", "300"], runtime=RUNTIME, detach=True,
+                                                           labels=LABEL), range(2)))
+    try:
+        slots = [state_of(c.id)["extra"].get("pool_slot") for c in started]
+        assert slots.count(str(spare.dir)) == 1, slots
+        for c in started:
+            c.reload()
+            assert c.attrs["State"]["Running"]
+            assert c.exec_run(["true"]).exit_code == 0
+    finally:
+        for c in started:
+            c.remove(force=True)
+    assert wait_clean(lambda: slot_leftovers(spare.dir, spare.info["qemu"], spare.info["qemu_start"])) == []
 
 
 def test_killed_keeper_takes_its_spare_with_it(drained: None) -> None:
