@@ -91,3 +91,14 @@ def test_write_info_merges_and_replaces_atomically(tmp_path: Path) -> None:
     pool.write_info(tmp_path, ready=2.0)
     assert json.loads((tmp_path / "spare.json").read_text()) == {"keeper": 1, "ready": 2.0}
     assert not (tmp_path / ".spare.json.tmp").exists()
+
+
+def test_prune_ends_a_spare_whose_keeper_died_before_holding_it(pool_dir: Path,
+                                                                sleeper: subprocess.Popen[bytes]) -> None:
+    """No keeper means no claim socket and no idle limit: the VM (here a sleep this test started) is killed."""
+    dead_pid, dead_start = _dead_pid()
+    slot = _slot(pool_dir, "keeperless", {"keeper": dead_pid, "keeper_start": dead_start, "qemu": sleeper.pid,
+                                          "qemu_start": proc_start_time(sleeper.pid)})
+    assert pool.prune() == [str(slot)]
+    assert sleeper.wait(5) == -9
+    assert not slot.exists()

@@ -115,22 +115,28 @@ def claim(pool_key: str, owner_pid: int) -> Claimed | None:
 def _claim_one(slot: Path, owner_pid: int) -> Claimed | None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(CLAIM_TIMEOUT_S)
+    fds: list[int] = []
     try:
         sock.connect(str(slot / "claim.sock"))
         sock.sendall(json.dumps({"pid": owner_pid}).encode() + b"\n")
         msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 16, 1)
-        if not msg or not fds:
-            for fd in fds:
-                os.close(fd)
+        if not msg or len(fds) != 1:
             return None
         reply = json.loads(msg)
-        sock.sendall(b"k")  # the keeper exits without killing the VM only after this
-        agent = socket.socket(fileno=fds[0])
-        return Claimed(slot, int(reply["qemu"]), int(reply["qemu_start"]), agent,
-                       base64.b64decode(reply.get("unread") or ""))
+        got = Claimed(slot, int(reply["qemu"]), int(reply["qemu_start"]), socket.socket(fileno=fds[0]),
+                      base64.b64decode(reply.get("unread") or ""))
+        fds = []  # the socket object owns it now
+        try:
+            sock.sendall(b"k")  # the keeper exits without killing the VM only after this
+        except OSError:
+            got.agent.close()
+            return None
+        return got
     except (OSError, ValueError, KeyError):
         return None
     finally:
+        for fd in fds:
+            os.close(fd)
         sock.close()
 
 
@@ -220,9 +226,9 @@ def _kill(pid: int | None, start: int | None) -> None:
 
 
 def prune(drain: bool = False, grace_s: float = STARTING_S) -> list[str]:
-    """Remove what no one holds: slots whose keeper and QEMU are gone, claimed slots whose owner is gone. With
-    drain, also every unclaimed spare (keeper and VM killed). A slot younger than grace_s with no keeper info
-    yet is a keeper still starting."""
+    """Remove what no one holds: unclaimed slots whose keeper is gone (their VM killed), claimed slots whose
+    owner is gone. With drain, also every unclaimed spare (keeper and VM killed). A slot younger than grace_s
+    with no keeper information yet is a keeper still starting."""
     removed = []
     now = time.time()
     for s in slots():
@@ -235,8 +241,10 @@ def prune(drain: bool = False, grace_s: float = STARTING_S) -> list[str]:
         elif drain:
             _kill(s.info.get("keeper"), s.info.get("keeper_start"))
             _kill(s.info.get("qemu"), s.info.get("qemu_start"))
-        elif s.keeper_alive or s.qemu_alive or (not s.info and now - _mtime(s.dir) < grace_s):
+        elif s.keeper_alive or (not s.info and now - _mtime(s.dir) < grace_s):
             continue
+        else:  # a spare whose keeper died before its hold (or during set-up): no one can claim it or end it
+            _kill(s.info.get("qemu"), s.info.get("qemu_start"))
         _wait_gone(s)
         remove_slot(s.dir)
         removed.append(str(s.dir))
