@@ -223,8 +223,15 @@ class VmSetup:
                 return
             except Exception as e:
                 log.warning(f"pool spare {self.claimed.slot.name} unusable ({e}); restoring a VM instead")
-                await self._stop_vm()
+                await self._stop_vm()  # its tap goes with it; the plumbing helper wires ours by name
                 self.claimed = None
+                if self.own_netns:
+                    own_tap = tapmod.open_tap(TAP)
+                    try:
+                        await self._start_vm(own_tap)
+                    finally:
+                        os.close(own_tap)
+                    return
         base = replace(p.base, tap_fd=tap_fd, share_dir=self.share_dir)
         tpl, why = template.find(key) if self.req.boot != "cold" else (None, "cold boot requested (--boot=cold)")
         if tpl is not None:
@@ -543,10 +550,16 @@ def fcntl_ctty(fd: int) -> None:
 
 
 def _take_tap(tap: str, tap_ns: str) -> None:
+    """Best effort: when the spare's VM died before this (its tap with it), the vm-shim restores a VM of its
+    own behind a new tap of the same name here, which the wiring then finds."""
     from pyroute2 import IPRoute
 
     here = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    there = os.open(tap_ns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        there = os.open(tap_ns, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        os.close(here)
+        return
     try:
         setns(there, CLONE_NEWNET)
         ipr = IPRoute()  # bound to the spare's netns for as long as it is open
