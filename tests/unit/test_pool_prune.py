@@ -23,6 +23,7 @@ KEY = "k" * 20 + "-tb16"
 @pytest.fixture
 def pool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(pool, "POOL_DIR", tmp_path)
+    monkeypatch.setattr(pool, "POOL_CGROUP", f"/vmparity-unit-test-absent-{os.getpid()}")  # host's untouched
     (tmp_path / KEY).mkdir()
     return tmp_path
 

@@ -252,6 +252,10 @@ def prune(drain: bool = False, grace_s: float = STARTING_S) -> list[str]:
         if d.is_dir() and not any(d.iterdir()):
             with contextlib.suppress(OSError):
                 d.rmdir()
+    if not slots():
+        from runtime.runvm import cgroups
+
+        cgroups.remove(POOL_CGROUP, wait_s=0)  # an empty pool leaves no cgroup behind either
     return removed
 
 
