@@ -169,6 +169,7 @@ def test_drain_ends_keepers_and_spares(drained: None) -> None:
     for who in ("keeper", "qemu"):
         assert not alive(spare.info[who], spare.info[f"{who}_start"]), who
     assert not spare.dir.exists()
+    assert not [str(d) for d in Path("/sys/fs/cgroup").glob(f"*/{pool.POOL_CGROUP.strip('/')}")]
 
 
 def test_fill_without_a_template_fails_naming_it(tmp_path: Path) -> None:
