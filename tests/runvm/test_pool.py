@@ -169,7 +169,9 @@ def test_drain_ends_keepers_and_spares(drained: None) -> None:
     for who in ("keeper", "qemu"):
         assert not alive(spare.info[who], spare.info[f"{who}_start"]), who
     assert not spare.dir.exists()
-    assert not [str(d) for d in Path("/sys/fs/cgroup").glob(f"*/{pool.POOL_CGROUP.strip('/')}")]
+    left = {str(d): (d / "cgroup.procs").read_text().split()
+            for d in Path("/sys/fs/cgroup").glob(f"*/{pool.POOL_CGROUP.strip('/')}")}
+    assert not left, f"pool cgroup left: {left}; slots: {[(str(s.dir), s.info) for s in pool.slots()]}"
 
 
 def test_fill_without_a_template_fails_naming_it(tmp_path: Path) -> None:

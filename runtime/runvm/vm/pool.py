@@ -253,10 +253,20 @@ def prune(drain: bool = False, grace_s: float = STARTING_S) -> list[str]:
             with contextlib.suppress(OSError):
                 d.rmdir()
     if not slots():
-        from runtime.runvm import cgroups
-
-        cgroups.remove(POOL_CGROUP, wait_s=0)  # an empty pool leaves no cgroup behind either
+        _remove_cgroup(wait_s=3.0 if removed else 0.0)  # an empty pool leaves no cgroup behind either
     return removed
+
+
+def _remove_cgroup(wait_s: float) -> None:
+    """A just-killed VM or keeper leaves its cgroup only once reaped: retry the rmdir for a moment."""
+    from runtime.runvm import cgroups
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        cgroups.remove(POOL_CGROUP, wait_s=0.2)
+        if not list(cgroups.ROOT.glob(f"*/{POOL_CGROUP.strip('/')}")) or time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
 
 
 def _started(s: Slot, timeout: float) -> Slot:
