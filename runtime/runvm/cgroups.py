@@ -7,7 +7,10 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs ~9 ms per runvm invocation
+if TYPE_CHECKING:
+    from typing import Any
 
 ROOT = Path("/sys/fs/cgroup")
 

@@ -7,7 +7,6 @@ import argparse
 import importlib
 import os
 import sys
-from dataclasses import dataclass
 
 from runtime.runvm import DEFAULT_ROOT, VERSION, log
 from runtime.runvm.errors import RunvmError
@@ -21,17 +20,13 @@ STDIO_COMMANDS = {"create", "run", "exec", "restore"}
 SPEC_VERSION = "1.0.2"
 
 
-@dataclass
 class Context:
-    root: str
-    store: Store
-    log_path: str | None
-    log_format: str
-    systemd_cgroup: bool
-    debug: bool
-    boot: str = "auto"
-    tb_mib: int | None = None
-    pool: bool = False
+    """The global flags, as every command sees them (a plain class: see State on dataclasses' import cost)."""
+
+    def __init__(self, root: str, store: Store, log_path: str | None, log_format: str, systemd_cgroup: bool,
+                 debug: bool, boot: str = "auto", tb_mib: int | None = None, pool: bool = False) -> None:
+        self.root, self.store, self.log_path, self.log_format = root, store, log_path, log_format
+        self.systemd_cgroup, self.debug, self.boot, self.tb_mib, self.pool = systemd_cgroup, debug, boot, tb_mib, pool
 
 
 def _long_options(parser: argparse.ArgumentParser) -> set[str]:

@@ -43,7 +43,7 @@ class Keeper:
         self.agent: Link | None = None
 
     async def restore(self) -> None:
-        cgroups.place(pool.POOL_CGROUP, os.getpid(), {})
+        cgroups.place(pool.POOL_CGROUP, os.getpid(), {"cpu": {"shares": pool.POOL_CPU_SHARES}})
         unshare(CLONE_NEWNET)
         tap_fd = tapmod.open_tap(TAP)
         # the claimant brings the rootfs from its own view of the mounts (share.clone_sources), so this namespace
