@@ -58,6 +58,7 @@ def mount_layout(layout: list[dict[str, str]]) -> list[dict[str, str]]:
 class Cgroup:
     def __init__(self, layout: list[dict[str, str]], path: str) -> None:
         self.path = "/" + path.strip("/")
+        self.from_spare = False
         self.dirs: dict[str, str] = {}
         for entry in layout:
             if entry["type"] == "cgroup2":
@@ -69,20 +70,30 @@ class Cgroup:
                 self.dirs[entry["dir"]] = os.path.join(ROOT, entry["dir"], self.path.lstrip("/"))
 
     def create(self) -> None:
+        renamed = set()
         for ctrl, d in self.dirs.items():
             spare = os.path.join(os.path.dirname(d), SPARE)
             if not os.path.isdir(d) and os.path.isdir(spare):
                 with contextlib.suppress(OSError):
                     os.rename(spare, d)  # v1 allows a rename within the same parent
+                    renamed.add(d)
             os.makedirs(d, exist_ok=True)
             if ctrl == "cpuset":
                 self._inherit_cpuset(d)
+        self.from_spare = bool(renamed) and renamed == set(self.dirs.values())
+        """Every hierarchy's cgroup is the template's spare, renamed: what was in the spare is in it now."""
 
     @classmethod
-    def make_spare(cls, layout: list[dict[str, str]]) -> None:
-        """The next container's cgroup, made ahead of time under SPARE_PARENT (see create)."""
-        with contextlib.suppress(OSError):
-            cls(layout, os.path.join(SPARE_PARENT, SPARE)).create()
+    def make_spare(cls, layout: list[dict[str, str]], pid: int | None = None) -> bool:
+        """The next container's cgroup, made ahead of time under SPARE_PARENT (see create), with pid (the next
+        container's waiting init) in it: joining costs a synchronize_rcu per hierarchy, which the template pays
+        once instead of every container. True when pid is in it in every hierarchy."""
+        spare = cls(layout, os.path.join(SPARE_PARENT, SPARE))
+        try:
+            spare.create()
+        except OSError:
+            return False
+        return pid is not None and spare.join(pid)
 
     @staticmethod
     def _inherit_cpuset(d: str) -> None:
@@ -114,10 +125,15 @@ class Cgroup:
             with contextlib.suppress(OSError):
                 _write(os.path.join(node, "cpuset.cpus"), cpus)
 
-    def join(self, pid: int = 0) -> None:
-        for d in self.dirs.values():
-            with contextlib.suppress(OSError):
+    def join(self, pid: int = 0) -> bool:
+        """True when pid is now in every hierarchy's cgroup (co-mounted controllers share one directory)."""
+        ok = True
+        for d in set(self.dirs.values()):
+            try:
                 _write(os.path.join(d, "cgroup.procs"), str(pid))
+            except OSError:
+                ok = False
+        return ok
 
     def file(self, ctrl: str, name: str) -> str:
         return os.path.join(self.dirs[ctrl], name)

@@ -229,13 +229,14 @@ INIT_NAMESPACES = libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC | lib
 
 
 def _init_work(cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layout: list[dict[str, str]],
-               sock: socket.socket) -> None:
+               sock: socket.socket, joined: bool = False) -> None:
     """In the container's init, inside its new namespaces: its filesystem, hostname, sysctls and limits; then
     "ready", and the exec once the agent says start."""
     spec = cfg["spec"]
     linux = spec.get("linux") or {}
     proc = spec["process"]
-    cgroup.join()  # before pivot_root: afterwards only the container's own cgroup view is mounted
+    if not joined:  # joined: the waiting init was in the template's spare cgroup, now the container's
+        cgroup.join()  # before pivot_root: afterwards only the container's own cgroup view is mounted
     root = cfg["rootfs"]
     mounts.setup(root, spec.get("mounts") or [], linux.get("devices") or [], cfg.get("shares") or {},
                  layout, cgroup.path)
@@ -323,6 +324,10 @@ def prefork_init(run_dir: str = "/run") -> None:
     _waiting = Waiting(helper, pid, sock)
 
 
+def waiting_pid() -> int | None:
+    return _waiting.pid if _waiting is not None else None
+
+
 def discard_waiting(run_dir: str = "/run") -> None:
     """The VM gets its container some other way (a CRIU restore): the waiting init exits, and /run is private
     again, so nothing CRIU mounts for the restored namespace propagates back into the agent's."""
@@ -347,14 +352,16 @@ def _await_container(sock: socket.socket) -> None:
     with os.fdopen(memfd, "rb") as f:
         given = json.loads(f.read())
     stdio = Stdio(given["tty"], child_fds=list(child_fds))
-    _init_work(given["cfg"], stdio, Cgroup(given["layout"], given["cgroup"]), given["layout"], sock)
+    _init_work(given["cfg"], stdio, Cgroup(given["layout"], given["cgroup"]), given["layout"], sock,
+               joined=bool(given.get("joined")))
 
 
 def _hand_over(waiting: Waiting, cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup,
-               layout: list[dict[str, str]]) -> bool:
+               layout: list[dict[str, str]], joined: bool) -> bool:
     memfd = os.memfd_create("container-config", os.MFD_CLOEXEC)
     try:
-        os.write(memfd, json.dumps({"cfg": cfg, "tty": stdio.tty, "cgroup": cgroup.path, "layout": layout}).encode())
+        os.write(memfd, json.dumps({"cfg": cfg, "tty": stdio.tty, "cgroup": cgroup.path, "layout": layout,
+                                    "joined": joined}).encode())
         os.lseek(memfd, 0, os.SEEK_SET)
         _send(waiting.sock, "container", [memfd, *stdio.child_fds])
         return True
@@ -364,12 +371,13 @@ def _hand_over(waiting: Waiting, cfg: dict[str, Any], stdio: Stdio, cgroup: Cgro
         os.close(memfd)
 
 
-def start_init(cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layout: list[dict[str, str]]) -> Spawned:
+def start_init(cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layout: list[dict[str, str]],
+               joined: bool = False) -> Spawned:
     """Create the container: namespaces, filesystem, hostname, sysctls, limits; the process waits for start.
-    The init forked before the snapshot takes it when there is one."""
+    The init forked before the snapshot takes it when there is one; `joined` says it is in `cgroup` already."""
     global _waiting
     waiting, _waiting = _waiting, None
-    if waiting is not None and _hand_over(waiting, cfg, stdio, cgroup, layout):
+    if waiting is not None and _hand_over(waiting, cfg, stdio, cgroup, layout, joined):
         helper, pid, sock = waiting.helper, waiting.pid, waiting.sock
     else:
         if waiting is not None:

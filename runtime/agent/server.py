@@ -25,6 +25,7 @@ from agent.process import (
     set_winsize,
     start_exec,
     start_init,
+    waiting_pid,
 )
 
 VERSION = "1"
@@ -91,6 +92,8 @@ class Agent:
         self.dns_transport: asyncio.DatagramTransport | None = None
         self.prepare_timings: dict[str, float] = {}
         self.held = False
+        self.spare_holds_init = False
+        """The template put the waiting init into the spare cgroup (see cgroups.Cgroup.make_spare)."""
 
     async def ask_host(self, body: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
         """A request the other way round (the DNS relay): the host answers with a RESPONSE frame."""
@@ -223,6 +226,7 @@ class Agent:
         gc.collect()
         gc.freeze()  # objects that exist now are never scanned again: forked children do not copy their pages
         prefork_init()
+        self.spare_holds_init = cgroups.Cgroup.make_spare(self.layout, waiting_pid())
         return {"layout": self.layout}
 
     @staticmethod
@@ -293,7 +297,8 @@ class Agent:
         warnings, stdio, cfg = await self._prepare(req)
         assert self.cgroup is not None
         t1 = time.monotonic()
-        spawned = start_init(cfg, stdio, self.cgroup, self.layout)
+        spawned = start_init(cfg, stdio, self.cgroup, self.layout,
+                             joined=self.cgroup.from_spare and self.spare_holds_init)
         t2 = time.monotonic()
         self.init = self._register("init", spawned, stdio, req["streams"])
         await self._after_start(req)
