@@ -31,8 +31,8 @@ from runtime.runvm.state import proc_start_time
 POOL_DIR = Path(os.environ.get("RUNVM_POOL_DIR", "/run/runvm-pool"))
 POOL_CGROUP = "/runvm-pool"
 POOL_CPU_SHARES = 2
-"""Making a spare is background work: with the fewest cpu.shares it never takes CPU from the start that claimed the
-last spare (on two cores it did, by ~0.3 s). A claimed VM moves to its container's cgroup and weight."""
+"""Making a spare is background work: with the fewest cpu.shares it yields the CPU to the start that claimed the
+last spare, on a host with few cores. A claimed VM moves to its container's cgroup and weight."""
 REPO = str(Path(__file__).resolve().parents[3])
 SPARES = 1
 """Spares kept per pool key. One covers a sequence of starts; each claim starts a replacement at once."""
