@@ -90,6 +90,37 @@ def test_pooled_container_takes_the_spare_and_its_network_works(dk: Any, drained
         spare.dir, spare.info["qemu"], spare.info["qemu_start"])) == []
 
 
+def test_a_spare_that_cannot_be_adopted_is_replaced_and_the_network_still_works(dk: Any, drained: None) -> None:
+    """The claimed spare's guest does not answer (its QEMU is stopped): after the adoption times out, the
+    vm-shim restores a VM of its own behind a new tap. Docker's veth was wired to the spare's tap meanwhile; it
+    is wired again, so a runc peer on the --internal network still reaches the container."""
+    spare = fill()
+    qemu_pid, qemu_start = spare.info["qemu"], spare.info["qemu_start"]
+    os.kill(qemu_pid, signal.SIGSTOP)  # a process this test's `pool fill` started; the fallback kills it
+    tag = secrets.token_hex(3)
+    net = dk.networks.create(f"rvt-pool-{tag}", driver="bridge", internal=True, labels=LABEL)
+    c = None
+    try:
+        c = dk.containers.run(IMAGE, ["sleep", "300"], runtime=RUNTIME, detach=True, labels=LABEL,
+                              network=net.name)
+        st = state_of(c.id)
+        assert st["extra"]["pool_slot"] == str(spare.dir), st
+        assert st["boot"] == "templated" and "pool spare" not in st["boot_reason"], st
+        assert not alive(qemu_pid, qemu_start)
+        c.reload()
+        ip = c.attrs["NetworkSettings"]["Networks"][net.name]["IPAddress"]
+        peer = dk.containers.run(IMAGE, ["ping", "-c", "1", "-W", "5", ip], runtime="runc", network=net.name,
+                                 labels=LABEL, remove=True)
+        assert b"1 packets received" in peer, peer
+    finally:
+        if alive(qemu_pid, qemu_start):
+            os.kill(qemu_pid, signal.SIGKILL)
+        if c is not None:
+            c.remove(force=True)
+        net.remove()
+    assert wait_clean(lambda: docker_leftovers(c.id) + slot_leftovers(spare.dir, qemu_pid, qemu_start)) == []
+
+
 def test_two_pooled_containers_share_no_random_state(dk: Any, drained: None) -> None:
     """Both restored from one template before either existed: boot ids and /dev/urandom output still differ."""
     seen = []

@@ -103,3 +103,27 @@ def test_prune_ends_a_spare_whose_keeper_died_before_holding_it(pool_dir: Path,
     assert pool.prune() == [str(slot)]
     assert sleeper.wait(5) == -9
     assert not slot.exists()
+
+
+def test_prune_spares_a_vm_handed_over_after_it_read_the_slot(pool_dir: Path, sleeper: subprocess.Popen[bytes],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """prune read the slot while the keeper was handing its VM over; by the time it finds the keeper gone the
+    slot names a live claimant. The VM (a sleep this test started) is the claimant's now: not killed."""
+    dead_pid, dead_start = _dead_pid()
+    vm = {"qemu": sleeper.pid, "qemu_start": proc_start_time(sleeper.pid)}
+    slot = _slot(pool_dir, "handed-over", {"keeper": dead_pid, "keeper_start": dead_start, **vm,
+                                           "claimed_by": os.getpid(), "claimed_by_start": proc_start_time(os.getpid())})
+    stale = pool.Slot(slot, {"keeper": dead_pid, "keeper_start": dead_start, **vm})  # as read before the claim
+    monkeypatch.setattr(pool, "slots", lambda key=None: [stale])
+    assert pool.prune() == []
+    assert slot.exists() and sleeper.poll() is None
+
+
+def test_refill_keeps_the_pool_directory_private(pool_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[list[str]] = []
+    monkeypatch.setattr(pool, "_spawn_detached", lambda argv, ns: started.append(argv))
+    os.chmod(pool_dir, 0o755)
+    pool.refill(KEY, ["keeper"])
+    assert pool_dir.stat().st_mode & 0o777 == 0o700
+    (slot,) = [Path(a[-1]) for a in started]
+    assert slot.parent == pool_dir / KEY and slot.stat().st_mode & 0o777 == 0o700

@@ -5,6 +5,7 @@ Runs in a forked child of the vm-shim: pyroute2 is large, and the shim should st
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from typing import Any
 
@@ -66,6 +67,17 @@ def list_veths() -> dict[str, Any]:
     """For a forked child of the shim (it runs in the container's netns)."""
     with IPRoute() as ipr:
         return {"veths": veths(ipr)}
+
+
+def rewire(tap: str, name: str) -> bool:
+    """The VM behind the tap was replaced (a pooled VM that could not be adopted): the veth's redirect still
+    names the old tap's index. Drop the veth's ingress (and with it that filter) and wire the new tap."""
+    with IPRoute() as ipr:
+        veth = next(v for v in veths(ipr) if v["name"] == name)
+        with contextlib.suppress(NetlinkError):
+            ipr.tc("del", "ingress", veth["index"], TC_H_INGRESS)
+    wire(tap, veth)
+    return True
 
 
 def wire_named(tap: str, name: str) -> bool:

@@ -115,6 +115,7 @@ class VmSetup:
         self.pool_slot: str | None = None
         self.trees: list[int] | None = None
         self.vm_mnt = -1
+        self.tap_replaced = False
         self.share_dir = self.d / "share"
 
     # ---- reporting to `runvm create` -------------------------------------------------------------
@@ -154,7 +155,6 @@ class VmSetup:
         # A pooled VM's 9p export is a path in its own mount namespace, where the rootfs must go; what the
         # container's daemon sees (its rootfs, bind sources) is taken from ours before we leave.
         self.trees = share.clone_sources(self.req.rootfs, self.spec.get("mounts") or [])
-        self.vm_mnt = os.open(f"/proc/{self.claimed.qemu_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
         setns(self.vm_mnt, CLONE_NEWNS)
 
     def _read_daemon_file(self, path: str) -> str:
@@ -180,10 +180,17 @@ class VmSetup:
         if got is None:
             log.trace("no spare")
             return
-        if proc_start_time(got.qemu_pid) != got.qemu_start:
+        try:
+            vm_mnt = os.open(f"/proc/{got.qemu_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            vm_mnt = None
+        if vm_mnt is None or proc_start_time(got.qemu_pid) != got.qemu_start:  # gone, or its pid reused
+            if vm_mnt is not None:
+                os.close(vm_mnt)
             got.agent.close()
             pool.write_info(got.slot, claimed_by=None)
             return
+        self.vm_mnt = vm_mnt
         self.claimed = got
         self.pool_slot = str(got.slot)  # ours from now on, even if the VM in it fails: `delete` removes it
         self.share_dir = got.slot / "share"
@@ -223,8 +230,9 @@ class VmSetup:
                 return
             except Exception as e:
                 log.warning(f"pool spare {self.claimed.slot.name} unusable ({e}); restoring a VM instead")
-                await self._stop_vm()  # its tap goes with it; the plumbing helper wires ours by name
+                await self._stop_vm()  # its tap goes with it
                 self.claimed = None
+                self.tap_replaced = True  # the veth may already be wired to the old tap: setup wires it again
                 if self.own_netns:
                     own_tap = tapmod.open_tap(TAP)
                     try:
@@ -431,6 +439,8 @@ class VmSetup:
         }, timeout=300 if restoring else 120))
         try:
             nics = await network_task
+            if self.tap_replaced and nics:
+                await forked.call(_rewire, TAP, nics[0]["name"])
             log.trace("network")
         except BaseException:
             create.cancel()
@@ -509,6 +519,7 @@ class VmSetup:
 
         assert self.agent is not None and self.state is not None
         agent_sock = self.agent.writer.get_extra_info("socket")
+        self.agent.writer.transport.pause_reading()  # what arrives from now on stays in the socket for the resident
         unread = bytes(getattr(self.agent.reader, "_buffer", b""))
         fds = {"agent": keep(agent_sock.fileno()), "server": keep(server.fileno())}
         if self.tty_slave is not None:
@@ -590,6 +601,13 @@ def _netns_sysctls() -> dict[str, str]:
     return values
 
 
+def _rewire(tap: str, veth: str) -> bool:
+    """In a forked child (pyroute2 stays out of the vm-shim): see plumb.rewire."""
+    from runtime.runvm.net import plumb
+
+    return plumb.rewire(tap, veth)
+
+
 def _plumb_first_veth(go_fd: int, tap: str, tap_ns: str | None) -> dict[str, Any] | None:
     """In the forked child: import pyroute2 while the hook runs, then wire the first veth to the tap (a pooled
     VM's tap is first moved here from the spare's netns)."""
@@ -602,9 +620,11 @@ def _plumb_first_veth(go_fd: int, tap: str, tap_ns: str | None) -> dict[str, Any
     os.read(go_fd, 1)
     with IPRoute() as ipr:
         found = plumb.veths(ipr)
+        have_tap = bool(ipr.link_lookup(ifname=tap))
     if not found:
         return None
-    plumb.wire(tap, found[0])
+    if have_tap:  # no tap: a pooled VM that died; the replacement's tap is wired once it exists (tap_replaced)
+        plumb.wire(tap, found[0])
     return found[0]
 
 

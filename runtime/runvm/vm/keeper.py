@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -43,7 +44,6 @@ class Keeper:
         self.agent: Link | None = None
 
     async def restore(self) -> None:
-        cgroups.place(pool.POOL_CGROUP, os.getpid(), {"cpu": {"shares": pool.POOL_CPU_SHARES}})
         unshare(CLONE_NEWNET)
         tap_fd = tapmod.open_tap(TAP)
         # the claimant brings the rootfs from its own view of the mounts (share.clone_sources), so this namespace
@@ -117,17 +117,28 @@ class Keeper:
         conn.setblocking(False)
         try:
             line = await asyncio.wait_for(loop.sock_recv(conn, 4096), pool.CLAIM_TIMEOUT_S)
-            owner = int(json.loads(line)["pid"])
-        except (OSError, ValueError, KeyError, TimeoutError):
+            claimed_for = int(json.loads(line)["pid"])
+            pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                                  struct.calcsize("3i")))
+        except (OSError, ValueError, KeyError, TypeError, TimeoutError):
             return False
+        if uid != 0 or pid != claimed_for:
+            return False  # only root's vm-shims take VMs, and the slot records who really holds the channel
+        owner = pid
         assert self.agent is not None and self.proc is not None
+        qemu_start = proc_start_time(self.proc.pid)
+        if self.proc.poll() is not None or qemu_start is None:
+            return False  # the VM is gone: nothing to hand over (serve sees it end)
+        # no byte meant for the claimant may be read here: the transport stops reading before the snapshot of
+        # what it had read already, and everything after that stays in the socket for the claimant
+        self.agent.writer.transport.pause_reading()
         self.agent.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.agent.task
         unread = bytes(getattr(self.agent.reader, "_buffer", b""))
         agent_fd = self.agent.writer.get_extra_info("socket").fileno()
         pool.write_info(self.slot, claimed_by=owner, claimed_by_start=proc_start_time(owner), claimed=time.time())
-        reply = json.dumps({"qemu": self.proc.pid, "qemu_start": proc_start_time(self.proc.pid),
+        reply = json.dumps({"qemu": self.proc.pid, "qemu_start": qemu_start,
                             "unread": base64.b64encode(unread).decode()}).encode()
         try:
             conn.setblocking(True)
@@ -163,6 +174,8 @@ def main(argv: list[str]) -> int:
 
     async def run() -> None:
         nonlocal handed_over
+        # first of all out of the cgroup of the container whose create started us (its delete removes it)
+        cgroups.place(pool.POOL_CGROUP, os.getpid(), {"cpu": {"shares": pool.POOL_CPU_SHARES}})
         pool.prune()  # in the background, here: slots of containers that died before `runvm delete` ran
         await keeper.restore()
         handed_over = await keeper.serve()

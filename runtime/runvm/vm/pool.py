@@ -121,7 +121,7 @@ def _claim_one(slot: Path, owner_pid: int) -> Claimed | None:
     try:
         sock.connect(str(slot / "claim.sock"))
         sock.sendall(json.dumps({"pid": owner_pid}).encode() + b"\n")
-        msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 16, 1)
+        msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 16, 1, socket.MSG_CMSG_CLOEXEC)
         if not msg or len(fds) != 1:
             return None
         reply = json.loads(msg)
@@ -134,7 +134,7 @@ def _claim_one(slot: Path, owner_pid: int) -> Claimed | None:
             got.agent.close()
             return None
         return got
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):  # TypeError: a VM that died during the hand-over
         return None
     finally:
         for fd in fds:
@@ -145,9 +145,8 @@ def _claim_one(slot: Path, owner_pid: int) -> Claimed | None:
 def refill(pool_key: str, argv: list[str], mnt_ns: int | None = None) -> None:
     """Start keepers (detached: own session, no stdio) until the key has SPARES unclaimed slots. mnt_ns: the
     mount namespace to start them in (a vm-shim's own is private to its container)."""
-    POOL_DIR.mkdir(parents=True, exist_ok=True)
+    _private_dir(POOL_DIR)
     keydir = POOL_DIR / pool_key
-    keydir.mkdir(exist_ok=True)
     lock_fd = os.open(POOL_DIR / f".{pool_key}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
@@ -156,10 +155,21 @@ def refill(pool_key: str, argv: list[str], mnt_ns: int | None = None) -> None:
                    and (s.keeper_alive or (not s.info and now - _mtime(s.dir) < STARTING_S))]
         for _ in range(SPARES - len(waiting)):
             slot = keydir / os.urandom(6).hex()  # not uuid: it imports platform (~4 ms per create)
-            slot.mkdir()
+            keydir.mkdir(mode=0o700, exist_ok=True)  # again: prune removes empty key directories without the lock
+            slot.mkdir(mode=0o700)
             _spawn_detached([*argv, str(slot)], mnt_ns)
     finally:
         os.close(lock_fd)
+
+
+def _private_dir(d: Path) -> None:
+    """The pool's sockets give a root-owned VM (QMP, the agent, the claim): only root may reach them."""
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = d.stat()
+    if st.st_uid != os.geteuid():
+        raise OSError(f"{d} belongs to uid {st.st_uid}, not to us")
+    if st.st_mode & 0o077:
+        os.chmod(d, 0o700)
 
 
 def _spawn_detached(argv: list[str], mnt_ns: int | None) -> None:
@@ -236,17 +246,18 @@ def prune(drain: bool = False, grace_s: float = STARTING_S) -> list[str]:
     for s in slots():
         if drain and not s.info and now - _mtime(s.dir) < grace_s:
             s = _started(s, grace_s)  # a keeper still starting: wait until it says what to kill
-        if s.claimed:
-            if s.owner_alive:
+        if not s.claimed:
+            if drain:
+                _kill(s.info.get("keeper"), s.info.get("keeper_start"))
+                _wait_keeper_gone(s)
+            elif s.keeper_alive or (not s.info and now - _mtime(s.dir) < grace_s):
                 continue
-            _kill(s.info.get("qemu"), s.info.get("qemu_start"))
-        elif drain:
-            _kill(s.info.get("keeper"), s.info.get("keeper_start"))
-            _kill(s.info.get("qemu"), s.info.get("qemu_start"))
-        elif s.keeper_alive or (not s.info and now - _mtime(s.dir) < grace_s):
+            # The keeper is gone. It may have handed its VM over just before: it records the claimant before it
+            # passes the channel, so a fresh read tells a VM that now belongs to a container from a lost spare.
+            s = _reread(s)
+        if s.claimed and s.owner_alive:
             continue
-        else:  # a spare whose keeper died before its hold (or during set-up): no one can claim it or end it
-            _kill(s.info.get("qemu"), s.info.get("qemu_start"))
+        _kill(s.info.get("qemu"), s.info.get("qemu_start"))
         _wait_gone(s)
         remove_slot(s.dir)
         removed.append(str(s.dir))
@@ -271,6 +282,13 @@ def _remove_cgroup(wait_s: float) -> None:
         time.sleep(0.05)
 
 
+def _reread(s: Slot) -> Slot:
+    try:
+        return Slot(s.dir, json.loads((s.dir / "spare.json").read_text()))
+    except (OSError, ValueError):
+        return s
+
+
 def _started(s: Slot, timeout: float) -> Slot:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and s.dir.exists():
@@ -287,6 +305,12 @@ def _mtime(d: Path) -> float:
         return d.stat().st_mtime
     except OSError:
         return 0.0
+
+
+def _wait_keeper_gone(s: Slot, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while s.keeper_alive and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _wait_gone(s: Slot, timeout: float = 5.0) -> None:
