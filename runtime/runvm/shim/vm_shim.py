@@ -68,6 +68,10 @@ class VmShim:
         self.d: str = h["state_dir"]
         self.tty = bool(h["tty"])
         self.qemu_pid = int(h["qemu_pid"])
+        try:  # a pooled QEMU is not our child: its pid may be reused once it is gone, its pidfd never
+            self.qemu_fd: int | None = os.pidfd_open(self.qemu_pid)
+        except OSError:
+            self.qemu_fd = None
         self.own_netns = bool(h["own_netns"])
         self.nics: dict[str, dict[str, Any]] = h["nics"]
         self.next_nic = 0
@@ -159,8 +163,9 @@ class VmShim:
             done()
 
     def _stop_vm(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.qemu_pid, signal.SIGKILL)
+        if self.qemu_fd is not None:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(self.qemu_fd, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.qemu_pid, 0)
 
@@ -511,11 +516,14 @@ class VmShim:
             self.agent.request({"op": "resize", "process": "init", "rows": rows, "cols": cols}, lambda _r: None)
 
     def _watch_qemu(self) -> None:
-        fd = os.pidfd_open(self.qemu_pid)
+        fd = self.qemu_fd
+        if fd is None:
+            raise ProcessLookupError(f"the container's VM (QEMU {self.qemu_pid}) is gone")  # as pidfd_open would
 
         def gone() -> None:
             self.loop.remove_reader(fd)
             os.close(fd)
+            self.qemu_fd = None
             try:
                 _, status = os.waitpid(self.qemu_pid, 0)
                 killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
