@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,3 +128,23 @@ def test_refill_keeps_the_pool_directory_private(pool_dir: Path, monkeypatch: py
     assert pool_dir.stat().st_mode & 0o777 == 0o700
     (slot,) = [Path(a[-1]) for a in started]
     assert slot.parent == pool_dir / KEY and slot.stat().st_mode & 0o777 == 0o700
+
+
+def test_prune_finds_the_vm_of_a_keeper_killed_before_it_recorded_it(pool_dir: Path) -> None:
+    """The keeper died between QEMU's launch and its first note in spare.json: the VM (here a stand-in this test
+    starts, named like QEMU, with the slot's socket on its command line) is found by its command line."""
+    slot = _slot(pool_dir, "unrecorded", None, age_s=pool.STARTING_S + 5)
+    other = pool_dir / KEY / "other"
+    fake = subprocess.Popen(["qemu-system-x86_64", "-c", "import time; time.sleep(60)", f"path={slot}/qmp.sock"],
+                            executable=sys.executable)
+    bystander = subprocess.Popen(["qemu-system-x86_64", "-c", "import time; time.sleep(60)", f"{other}/qmp.sock"],
+                                 executable=sys.executable)
+    try:
+        assert pool.qemus_naming(slot) == [fake.pid]
+        assert pool.prune() == [str(slot)]
+        assert fake.wait(5) == -9
+        assert bystander.poll() is None
+    finally:
+        for p in (fake, bystander):
+            p.kill()
+            p.wait()

@@ -258,6 +258,10 @@ def prune(drain: bool = False, grace_s: float = STARTING_S) -> list[str]:
         if s.claimed and s.owner_alive:
             continue
         _kill(s.info.get("qemu"), s.info.get("qemu_start"))
+        if not s.info.get("qemu"):  # a keeper killed between QEMU's launch and its first note: find it by slot
+            for pid in qemus_naming(s.dir):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         _wait_gone(s)
         remove_slot(s.dir)
         removed.append(str(s.dir))
@@ -280,6 +284,24 @@ def _remove_cgroup(wait_s: float) -> None:
         if not list(cgroups.ROOT.glob(f"*/{POOL_CGROUP.strip('/')}")) or time.monotonic() > deadline:
             return
         time.sleep(0.05)
+
+
+def qemus_naming(slot: Path) -> list[int]:
+    """QEMU processes whose command line names the slot (its sockets and share are in it): a spare's, whatever
+    its keeper managed to record."""
+    needle = str(slot).encode() + b"/"
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"qemu-system" in os.path.basename(argv[0]) and any(needle in a for a in argv[1:]):
+            found.append(int(entry.name))
+    return found
 
 
 def _reread(s: Slot) -> Slot:
