@@ -16,7 +16,6 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("setup: must run as root (daemon.json, dockerd, network namespaces)", file=sys.stderr)
         return 1
-    print(f"setup: bytecode {_compile_runtime()}")
     changed, keys = daemon_config.ensure()
     print(f"setup: daemon.json {'updated: ' + ', '.join(sorted(keys)) if changed else 'unchanged'}")
     print(f"setup: dockerd {dockerd.ensure(keys)}")
@@ -40,17 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     runtimes = sorted(client.info().get("Runtimes", {}))
     print(f"setup: runtimes registered with dockerd: {', '.join(runtimes)}")
     return 0
-
-
-def _compile_runtime() -> str:
-    """runvm is a new interpreter per OCI command: its modules are compiled here, once, rather than by the
-    first containers (and again after every edit of a source file)."""
-    import compileall
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2] / "runtime" / "runvm"
-    ok = compileall.compile_dir(root, quiet=1, workers=1)
-    return "compiled" if ok else "compiled with errors (runvm will compile those modules itself)"
 
 
 if __name__ == "__main__":

@@ -48,9 +48,7 @@ def _log_tail(lines: int = 40) -> str:
 def start(timeout: float = 60) -> None:
     paths.DOCKERD_LOG.parent.mkdir(parents=True, exist_ok=True)
     with open(paths.DOCKERD_LOG, "ab") as log:
-        # Runtimes inherit dockerd's environment: a CI runner's PYTHONDONTWRITEBYTECODE must not reach runvm.
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        proc = subprocess.Popen(["dockerd"], stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+        proc = subprocess.Popen(["dockerd"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 start_new_session=True, close_fds=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

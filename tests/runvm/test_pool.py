@@ -63,61 +63,63 @@ def state_of(cid: str) -> dict[str, Any]:
     return json.loads((Path(DOCKER_ROOT) / cid / "state.json").read_text())
 
 
-def test_pooled_container_takes_the_spare_and_its_network_works(dk: Any, drained: None) -> None:
+@pytest.fixture
+def internal_net(dk: Any) -> Iterator[Any]:
+    net = dk.networks.create(f"rvt-pool-{secrets.token_hex(3)}", driver="bridge", internal=True, labels=LABEL)
+    yield net
+    net.remove()
+
+
+def pinged_from_runc_peer(dk: Any, net: Any, container: Any) -> bytes:
+    """What `ping -c 1` from a runc container on the same --internal network prints."""
+    container.reload()
+    ip = container.attrs["NetworkSettings"]["Networks"][net.name]["IPAddress"]
+    return dk.containers.run(IMAGE, ["ping", "-c", "1", "-W", "5", ip], runtime="runc", network=net.name,
+                             labels=LABEL, remove=True)
+
+
+def test_pooled_container_takes_the_spare_and_its_network_works(dk: Any, drained: None, internal_net: Any) -> None:
     """The create claims the ready spare (named in runvm's state), the tap moved into the container's netns
     carries traffic: a runc peer on an --internal network pings it. After rm, slot and VM are gone."""
     spare = fill()
-    tag = secrets.token_hex(3)
-    net = dk.networks.create(f"rvt-pool-{tag}", driver="bridge", internal=True, labels=LABEL)
-    pooled = None
+    pooled = dk.containers.run(IMAGE, ["sleep", "300"], runtime=RUNTIME, detach=True, labels=LABEL,
+                               network=internal_net.name)
     try:
-        pooled = dk.containers.run(IMAGE, ["sleep", "300"], runtime=RUNTIME, detach=True, labels=LABEL,
-                                   network=net.name)
         st = state_of(pooled.id)
         assert st["extra"]["pool_slot"] == str(spare.dir), st
         assert f"pool spare {spare.dir.name}" in st["boot_reason"]
         assert st["qemu_pid"] == spare.info["qemu"]
-        pooled.reload()
-        ip = pooled.attrs["NetworkSettings"]["Networks"][net.name]["IPAddress"]
-        peer = dk.containers.run(IMAGE, ["ping", "-c", "1", "-W", "5", ip], runtime="runc", network=net.name,
-                                 labels=LABEL, remove=True)
+        peer = pinged_from_runc_peer(dk, internal_net, pooled)
         assert b"1 packets received" in peer, peer
     finally:
-        if pooled is not None:
-            pooled.remove(force=True)
-        net.remove()
+        pooled.remove(force=True)
     assert wait_clean(lambda: docker_leftovers(pooled.id) + slot_leftovers(
         spare.dir, spare.info["qemu"], spare.info["qemu_start"])) == []
 
 
-def test_a_spare_that_cannot_be_adopted_is_replaced_and_the_network_still_works(dk: Any, drained: None) -> None:
+def test_a_spare_that_cannot_be_adopted_is_replaced_and_the_network_still_works(dk: Any, drained: None,
+                                                                                internal_net: Any) -> None:
     """The claimed spare's guest does not answer (its QEMU is stopped): after the adoption times out, the
     vm-shim restores a VM of its own behind a new tap. Docker's veth was wired to the spare's tap meanwhile; it
     is wired again, so a runc peer on the --internal network still reaches the container."""
     spare = fill()
     qemu_pid, qemu_start = spare.info["qemu"], spare.info["qemu_start"]
     os.kill(qemu_pid, signal.SIGSTOP)  # a process this test's `pool fill` started; the fallback kills it
-    tag = secrets.token_hex(3)
-    net = dk.networks.create(f"rvt-pool-{tag}", driver="bridge", internal=True, labels=LABEL)
     c = None
     try:
         c = dk.containers.run(IMAGE, ["sleep", "300"], runtime=RUNTIME, detach=True, labels=LABEL,
-                              network=net.name)
+                              network=internal_net.name)
         st = state_of(c.id)
         assert st["extra"]["pool_slot"] == str(spare.dir), st
         assert st["boot"] == "templated" and "pool spare" not in st["boot_reason"], st
         assert not alive(qemu_pid, qemu_start)
-        c.reload()
-        ip = c.attrs["NetworkSettings"]["Networks"][net.name]["IPAddress"]
-        peer = dk.containers.run(IMAGE, ["ping", "-c", "1", "-W", "5", ip], runtime="runc", network=net.name,
-                                 labels=LABEL, remove=True)
+        peer = pinged_from_runc_peer(dk, internal_net, c)
         assert b"1 packets received" in peer, peer
     finally:
         if alive(qemu_pid, qemu_start):
             os.kill(qemu_pid, signal.SIGKILL)
         if c is not None:
             c.remove(force=True)
-        net.remove()
     assert wait_clean(lambda: docker_leftovers(c.id) + slot_leftovers(spare.dir, qemu_pid, qemu_start)) == []
 
 

@@ -69,19 +69,13 @@ def list_veths() -> dict[str, Any]:
         return {"veths": veths(ipr)}
 
 
-def rewire(tap: str, name: str) -> bool:
-    """The VM behind the tap was replaced (a pooled VM that could not be adopted): the veth's redirect still
-    names the old tap's index. Drop the veth's ingress (and with it that filter) and wire the new tap."""
+def wire_named(tap: str, name: str, replace: bool = False) -> bool:
+    """replace: the veth is wired already, to a tap that was replaced (a pooled VM that could not be adopted);
+    its ingress, with the redirect naming the old tap's index, is dropped first."""
     with IPRoute() as ipr:
         veth = next(v for v in veths(ipr) if v["name"] == name)
-        with contextlib.suppress(NetlinkError):
-            ipr.tc("del", "ingress", veth["index"], TC_H_INGRESS)
-    wire(tap, veth)
-    return True
-
-
-def wire_named(tap: str, name: str) -> bool:
-    with IPRoute() as ipr:
-        veth = next(v for v in veths(ipr) if v["name"] == name)
+        if replace:
+            with contextlib.suppress(NetlinkError):
+                ipr.tc("del", "ingress", veth["index"], TC_H_INGRESS)
     wire(tap, veth)
     return True

@@ -602,10 +602,10 @@ def _netns_sysctls() -> dict[str, str]:
 
 
 def _rewire(tap: str, veth: str) -> bool:
-    """In a forked child (pyroute2 stays out of the vm-shim): see plumb.rewire."""
+    """In a forked child (pyroute2 stays out of the vm-shim)."""
     from runtime.runvm.net import plumb
 
-    return plumb.rewire(tap, veth)
+    return plumb.wire_named(tap, veth, replace=True)
 
 
 def _plumb_first_veth(go_fd: int, tap: str, tap_ns: str | None) -> dict[str, Any] | None:

@@ -77,25 +77,21 @@ class Slot:
         return bool(pid) and proc_start_time(int(pid)) == start
 
 
+def read_info(slot: Path) -> dict[str, Any]:
+    """The slot's spare.json; {} while its keeper has written nothing (or the slot is gone)."""
+    try:
+        return json.loads((slot / "spare.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def slots(pool_key: str | None = None) -> list[Slot]:
-    found = []
-    for d in sorted(POOL_DIR.glob(f"{pool_key or '*'}/*")):
-        if not d.is_dir():
-            continue
-        try:
-            info = json.loads((d / "spare.json").read_text())
-        except (OSError, ValueError):
-            info = {}
-        found.append(Slot(d, info))
-    return found
+    return [Slot(d, read_info(d)) for d in sorted(POOL_DIR.glob(f"{pool_key or '*'}/*")) if d.is_dir()]
 
 
 def write_info(slot: Path, **changes: Any) -> None:
     path = slot / "spare.json"
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, ValueError):
-        info = {}
+    info = read_info(slot)
     info.update(changes)
     tmp = slot / ".spare.json.tmp"
     tmp.write_text(json.dumps(info))
@@ -249,12 +245,12 @@ def prune(drain: bool = False, grace_s: float = STARTING_S) -> list[str]:
         if not s.claimed:
             if drain:
                 _kill(s.info.get("keeper"), s.info.get("keeper_start"))
-                _wait_keeper_gone(s)
+                _wait_gone(s, qemu=False)
             elif s.keeper_alive or (not s.info and now - _mtime(s.dir) < grace_s):
                 continue
             # The keeper is gone. It may have handed its VM over just before: it records the claimant before it
             # passes the channel, so a fresh read tells a VM that now belongs to a container from a lost spare.
-            s = _reread(s)
+            s = Slot(s.dir, read_info(s.dir) or s.info)
         if s.claimed and s.owner_alive:
             continue
         _kill(s.info.get("qemu"), s.info.get("qemu_start"))
@@ -304,20 +300,12 @@ def qemus_naming(slot: Path) -> list[int]:
     return found
 
 
-def _reread(s: Slot) -> Slot:
-    try:
-        return Slot(s.dir, json.loads((s.dir / "spare.json").read_text()))
-    except (OSError, ValueError):
-        return s
-
-
 def _started(s: Slot, timeout: float) -> Slot:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and s.dir.exists():
-        with contextlib.suppress(OSError, ValueError):
-            info = json.loads((s.dir / "spare.json").read_text())
-            if info.get("qemu"):
-                return Slot(s.dir, info)
+        info = read_info(s.dir)
+        if info.get("qemu"):
+            return Slot(s.dir, info)
         time.sleep(0.05)
     return s
 
@@ -329,15 +317,10 @@ def _mtime(d: Path) -> float:
         return 0.0
 
 
-def _wait_keeper_gone(s: Slot, timeout: float = 5.0) -> None:
+def _wait_gone(s: Slot, qemu: bool = True, timeout: float = 5.0) -> None:
+    """Until the slot's keeper (and, with qemu, its VM) has ended."""
     deadline = time.monotonic() + timeout
-    while s.keeper_alive and time.monotonic() < deadline:
-        time.sleep(0.01)
-
-
-def _wait_gone(s: Slot, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while (s.keeper_alive or s.qemu_alive) and time.monotonic() < deadline:
+    while (s.keeper_alive or (qemu and s.qemu_alive)) and time.monotonic() < deadline:
         time.sleep(0.02)
 
 
