@@ -1,6 +1,10 @@
 """VM templating: one guest booted to a running agent (no container share mounted, nothing attached), saved
 once, then restored for every container. Guest RAM lives in a file the template maps shared; clones map it
-private, so their untouched pages stay shared in the page cache and each VM pays only for what it writes."""
+private, so their untouched pages stay shared and each VM pays only for what it writes.
+
+Templates live on tmpfs. On a disk, the host may drop the file's clean pages at any time (this one drops idle
+page cache within a minute or two); the clone that next touches such a page reads it back, and the page is then
+charged to that container's memory cgroup: `docker stats` showed tens of MiB that the workload never took."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -22,13 +27,16 @@ from runtime.runvm.errors import RunvmError
 from runtime.runvm.state import proc_start_time
 from runtime.runvm.vm import qemu, qmp
 
-TEMPLATES = Path(os.environ.get("RUNVM_TEMPLATES", "/var/lib/vmparity/templates"))
+TEMPLATES = Path(os.environ.get("RUNVM_TEMPLATES", "/dev/shm/vmparity/templates"))
+LEGACY = Path("/var/lib/vmparity/templates")
+"""Where templates lived on disk before: removed by prune."""
 PING_TIMEOUT_COLD = 120.0
 KEEP_UNUSED_S = 15 * 60
 """A template other than the current one stays this long after its last restore: another runvm install on the
-host (a CI checkout beside a working copy) may still be using it. Each one is a few hundred MB of disk."""
-KEEP_AT_MOST = 3
-"""Templates kept at most, the current one included, however recently the others were used."""
+host (a CI checkout beside a working copy) may still be using it."""
+KEEP_AT_MOST = 2
+"""Templates kept at most, the current one included, however recently the others were used. Each holds all of
+its guest's RAM in memory (512 MiB by default)."""
 
 
 @dataclass(frozen=True)
@@ -74,8 +82,34 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def check_root(root: Path) -> None:
+    """Every clone runs the template's RAM, so only root may be able to change what is under it. /dev/shm is
+    writable by anyone: a directory someone else made (or a symlink) there must not be trusted."""
+    for p in (root, *root.parents):
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            continue
+        open_to_others = st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) or st.st_uid != 0 or open_to_others:
+            raise RunvmError(f"refusing to keep VM templates under {root}: {p} is not a directory that only root "
+                             f"can change (owner uid {st.st_uid}, mode {stat.filemode(st.st_mode)}); remove it or "
+                             f"set RUNVM_TEMPLATES to a root-owned directory")
+
+
+def make_root(root: Path) -> None:
+    """Create root and its missing parents as 0755 whatever the umask, then check them."""
+    check_root(root)
+    for p in reversed((root, *root.parents)):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(p, 0o755)
+            os.chmod(p, 0o755)
+    check_root(root)
+
+
 def find(key: str) -> tuple[Template | None, str]:
     """The usable template for key, or None and why not (logged by the caller: the cold path is chosen)."""
+    check_root(TEMPLATES)
     t = Template(key, TEMPLATES / key)
     if not t.dir.is_dir():
         return None, f"no template {key} yet"
@@ -118,6 +152,9 @@ def prune(current: str, root: Path | None = None, now: float | None = None) -> l
                     reverse=True)
     stale = [d for i, (used, d) in enumerate(others) if now - used > KEEP_UNUSED_S or i >= KEEP_AT_MOST - 1]
     removed = [d.name for d in stale if _retire(d, "pruned", now)]
+    if root == TEMPLATES and LEGACY != TEMPLATES and LEGACY.is_dir():
+        shutil.rmtree(LEGACY, ignore_errors=True)
+        removed.append(str(LEGACY))
     for d in entries:
         pid = d.name.rsplit("-", 1)[-1]
         dead_builder = d.name.startswith(".build-") and pid.isdigit() and proc_start_time(int(pid)) is None
@@ -187,7 +224,7 @@ async def _ping(sock: Path, timeout: float, warm: dict[str, Any] | None = None) 
 
 async def build(key: str, base: qemu.VMConfig) -> Template:
     """Boot, wait for the agent, save. Concurrent builders serialise on a lock; the loser reuses the result."""
-    TEMPLATES.mkdir(parents=True, exist_ok=True)
+    make_root(TEMPLATES)
     lock_fd = os.open(TEMPLATES / f".{key}.lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
     try:
         await asyncio.get_running_loop().run_in_executor(None, fcntl.flock, lock_fd, fcntl.LOCK_EX)
@@ -216,6 +253,7 @@ async def build(key: str, base: qemu.VMConfig) -> Template:
             raise
         finally:
             qemu.kill(proc)
+        _fill_holes(tmp / "memory")
         meta = {"key": key, "memory": _fingerprint(tmp / "memory"), "state": _fingerprint(tmp / "state"),
                 "state_sha256": _digest(tmp / "state"), "created": time.time(), "size": base.size.key()}
         for junk in ("share", "agent.sock", "qmp.sock"):
@@ -231,6 +269,17 @@ async def build(key: str, base: qemu.VMConfig) -> Template:
         return Template(key, final)
     finally:
         os.close(lock_fd)
+
+
+def _fill_holes(memory: Path) -> None:
+    """Give every page of guest RAM that the template never touched a page of its own, now, charged to the
+    builder. A clone's first write to a hole would otherwise add that page to the template file (tmpfs keeps it
+    for good) and charge it to the clone's cgroup: the first container to allocate memory would pay twice."""
+    fd = os.open(memory, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
 
 
 def build_in_background(argv: list[str]) -> None:

@@ -1,0 +1,74 @@
+"""Where templates are kept: a directory only root can change (it sits in world-writable /dev/shm), and a memory
+file with no holes, so no clone's first write adds a page to it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from runtime.runvm.errors import RunvmError
+from runtime.runvm.vm import template
+
+
+def test_make_root_creates_private_parents_whatever_the_umask(tmp_path: Path) -> None:
+    root = tmp_path / "a" / "b" / "templates"
+    old = os.umask(0)
+    try:
+        template.make_root(root)
+    finally:
+        os.umask(old)
+    for p in (root, root.parent, root.parent.parent):
+        assert p.is_dir() and p.stat().st_mode & 0o777 == 0o755
+
+
+def test_a_symlinked_parent_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(RunvmError, match=r"link is not a directory that only root can change"):
+        template.check_root(tmp_path / "link" / "templates")
+
+
+def test_a_directory_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
+    d = tmp_path / "vmparity"
+    d.mkdir()
+    os.chown(d, 65534, 65534)
+    with pytest.raises(RunvmError, match=r"owner uid 65534"):
+        template.check_root(d / "templates")
+
+
+def test_world_writable_is_refused_unless_sticky(tmp_path: Path) -> None:
+    d = tmp_path / "shared"
+    d.mkdir()
+    d.chmod(0o777)
+    with pytest.raises(RunvmError, match=r"drwxrwxrwx"):
+        template.check_root(d / "templates")
+    d.chmod(0o1777)  # like /dev/shm and /tmp: others cannot rename or remove what root made there
+    template.check_root(d / "templates")
+
+
+def test_find_checks_the_store_before_reading_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    store.chmod(0o777)
+    monkeypatch.setattr(template, "TEMPLATES", store)
+    with pytest.raises(RunvmError, match="refusing to keep VM templates"):
+        template.find("0123456789abcdef0123")
+
+
+def test_fill_holes_allocates_every_page(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    base = shm if shm.is_dir() else tmp_path
+    memory = base / f"vmparity-test-memory-{os.getpid()}"
+    try:
+        with open(memory, "wb") as f:
+            f.write(b"x" * 4096)
+            f.truncate(4 << 20)
+        assert os.stat(memory).st_blocks * 512 < 4 << 20
+        template._fill_holes(memory)
+        st = os.stat(memory)
+        assert st.st_size == 4 << 20 and st.st_blocks * 512 >= st.st_size
+        assert memory.read_bytes()[:4096] == b"x" * 4096
+    finally:
+        memory.unlink(missing_ok=True)
