@@ -148,3 +148,18 @@ def test_prune_finds_the_vm_of_a_keeper_killed_before_it_recorded_it(pool_dir: P
         for p in (fake, bystander):
             p.kill()
             p.wait()
+
+
+def test_a_keys_lock_goes_with_its_last_slot_unless_held(pool_dir: Path) -> None:
+    from runtime.runvm import lockfile
+
+    for key in (KEY, "gone-tb16", "held-tb16"):
+        (pool_dir / f".{key}.lock").write_text("")
+    _slot(pool_dir, "kept", {"claimed_by": os.getpid(), "claimed_by_start": proc_start_time(os.getpid())})
+    fd = lockfile.take(pool_dir / ".held-tb16.lock")
+    try:
+        pool.prune()
+    finally:
+        assert fd is not None
+        os.close(fd)
+    assert sorted(p.name for p in pool_dir.glob(".*.lock")) == [".held-tb16.lock", f".{KEY}.lock"]

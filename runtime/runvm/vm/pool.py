@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime.runvm import lockfile
 from runtime.runvm.state import proc_start_time
 
 POOL_DIR = Path(os.environ.get("RUNVM_POOL_DIR", "/run/runvm-pool"))
@@ -143,9 +143,9 @@ def refill(pool_key: str, argv: list[str], mnt_ns: int | None = None) -> None:
     mount namespace to start them in (a vm-shim's own is private to its container)."""
     _private_dir(POOL_DIR)
     keydir = POOL_DIR / pool_key
-    lock_fd = os.open(POOL_DIR / f".{pool_key}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    lock_fd = lockfile.take(POOL_DIR / f".{pool_key}.lock")
+    assert lock_fd is not None  # blocking
     try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX)
         now = time.time()
         waiting = [s for s in slots(pool_key) if not s.claimed
                    and (s.keeper_alive or (not s.info and now - _mtime(s.dir) < STARTING_S))]
@@ -265,6 +265,9 @@ def prune(drain: bool = False, grace_s: float = STARTING_S) -> list[str]:
         if d.is_dir() and not any(d.iterdir()):
             with contextlib.suppress(OSError):
                 d.rmdir()
+    for lock in POOL_DIR.glob(".*.lock"):  # a key's lock goes with its last slot, once no refill holds it
+        if not (POOL_DIR / lock.name[1:-len(".lock")]).exists():
+            lockfile.remove_if_free(lock)
     if not slots():
         _remove_cgroup(wait_s=3.0 if removed else 0.0)  # an empty pool leaves no cgroup behind either
     return removed

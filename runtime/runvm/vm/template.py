@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime.runvm import cgroups
+from runtime.runvm import cgroups, lockfile
 from runtime.runvm.errors import RunvmError
 from runtime.runvm.state import proc_start_time
 from runtime.runvm.vm import qemu, qmp
@@ -177,22 +176,11 @@ def _retire(d: Path, why: str, now: float) -> bool:
 
 
 def _prune_locks(root: Path, now: float) -> None:
-    """A lock file goes with its template, taken (non-blocking) so that no builder holds it."""
+    """A lock file goes with its template, once no builder holds it."""
     for lock in root.glob(".*.lock"):
         key = lock.name[1:-len(".lock")]
-        if (root / key).exists() or now - _last_used(lock) <= KEEP_UNUSED_S:
-            continue
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            lock.unlink(missing_ok=True)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+        if not (root / key).exists() and now - _last_used(lock) > KEEP_UNUSED_S:
+            lockfile.remove_if_free(lock)
 
 
 def discard(key: str) -> None:
@@ -225,9 +213,9 @@ async def _ping(sock: Path, timeout: float, warm: dict[str, Any] | None = None) 
 async def build(key: str, base: qemu.VMConfig) -> Template:
     """Boot, wait for the agent, save. Concurrent builders serialise on a lock; the loser reuses the result."""
     make_root(TEMPLATES)
-    lock_fd = os.open(TEMPLATES / f".{key}.lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    lock_fd = await asyncio.get_running_loop().run_in_executor(None, lockfile.take, TEMPLATES / f".{key}.lock")
+    assert lock_fd is not None  # blocking
     try:
-        await asyncio.get_running_loop().run_in_executor(None, fcntl.flock, lock_fd, fcntl.LOCK_EX)
         found, _ = find(key)
         if found:
             return found

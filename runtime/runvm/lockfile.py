@@ -1,0 +1,52 @@
+"""Lock files that can be removed safely. A lock file is removed only when no one holds it, and a taker checks,
+once it holds the lock, that the file it locked is still the one at the path; otherwise a remover could unlink
+the file between the taker's open and flock, and a second taker would lock a new file at the same time."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+
+def take(path: Path, blocking: bool = True) -> int | None:
+    """Hold the lock at path; returns the fd to close to release it, or None if not blocking and held."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # removed while we waited for it: take the file that is there now
+
+
+def remove_if_free(path: Path) -> bool:
+    """Unlink the lock file if no one holds it (tested without waiting)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                path.unlink()
+                return True
+        return False
+    finally:
+        os.close(fd)
