@@ -4,6 +4,7 @@ file with no holes, so no clone's first write adds a page to it."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,19 @@ def test_fill_holes_allocates_every_page(tmp_path: Path) -> None:
         assert memory.read_bytes()[:4096] == b"x" * 4096
     finally:
         memory.unlink(missing_ok=True)
+
+
+def test_a_small_or_missing_dev_shm_keeps_templates_on_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    def statvfs_of(blocks: int | None) -> Callable[[str], os.statvfs_result]:
+        def fake(path: str) -> os.statvfs_result:
+            if blocks is None:
+                raise FileNotFoundError(path)
+            return os.statvfs_result((4096, 4096, blocks, blocks, blocks, 0, 0, 0, 0, 255))
+        return fake
+
+    monkeypatch.setattr(os, "statvfs", statvfs_of((64 << 20) // 4096))  # a container's default /dev/shm
+    assert template._default_store() == template.ON_DISK
+    monkeypatch.setattr(os, "statvfs", statvfs_of(None))
+    assert template._default_store() == template.ON_DISK
+    monkeypatch.setattr(os, "statvfs", statvfs_of((24 << 30) // 4096))
+    assert template._default_store() == Path("/dev/shm/vmparity/templates")

@@ -2,9 +2,10 @@
 once, then restored for every container. Guest RAM lives in a file the template maps shared; clones map it
 private, so their untouched pages stay shared and each VM pays only for what it writes.
 
-Templates live on tmpfs. On a disk, the host may drop the file's clean pages at any time (this one drops idle
-page cache within a minute or two); the clone that next touches such a page reads it back, and the page is then
-charged to that container's memory cgroup: `docker stats` showed tens of MiB that the workload never took."""
+Templates live on tmpfs (/dev/shm, when it is big enough). On a disk, the host may drop the file's clean pages
+at any time (this one drops idle page cache within a minute or two); the clone that next touches such a page
+reads it back, and the page is then charged to that container's memory cgroup: `docker stats` showed tens of MiB
+that the workload never took."""
 
 from __future__ import annotations
 
@@ -26,9 +27,21 @@ from runtime.runvm.errors import RunvmError
 from runtime.runvm.state import proc_start_time
 from runtime.runvm.vm import qemu, qmp
 
-TEMPLATES = Path(os.environ.get("RUNVM_TEMPLATES", "/dev/shm/vmparity/templates"))
-LEGACY = Path("/var/lib/vmparity/templates")
-"""Where templates lived on disk before: removed by prune."""
+ON_DISK = Path("/var/lib/vmparity/templates")
+SHM_NEEDED = 2 << 30
+"""A tmpfs smaller than this (a container's 64 MiB /dev/shm) cannot hold two templates: they stay on disk."""
+
+
+def _default_store() -> Path:
+    """By the tmpfs's size, not its free space, so the choice does not change while templates fill it."""
+    try:
+        st = os.statvfs("/dev/shm")
+    except OSError:
+        return ON_DISK
+    return Path("/dev/shm/vmparity/templates") if st.f_blocks * st.f_frsize >= SHM_NEEDED else ON_DISK
+
+
+TEMPLATES = Path(os.environ.get("RUNVM_TEMPLATES") or _default_store())
 PING_TIMEOUT_COLD = 120.0
 KEEP_UNUSED_S = 15 * 60
 """A template other than the current one stays this long after its last restore: another runvm install on the
@@ -151,9 +164,9 @@ def prune(current: str, root: Path | None = None, now: float | None = None) -> l
                     reverse=True)
     stale = [d for i, (used, d) in enumerate(others) if now - used > KEEP_UNUSED_S or i >= KEEP_AT_MOST - 1]
     removed = [d.name for d in stale if _retire(d, "pruned", now)]
-    if root == TEMPLATES and LEGACY != TEMPLATES and LEGACY.is_dir():
-        shutil.rmtree(LEGACY, ignore_errors=True)
-        removed.append(str(LEGACY))
+    if root == TEMPLATES != ON_DISK and ON_DISK.is_dir():  # where templates were kept before they moved to tmpfs
+        shutil.rmtree(ON_DISK, ignore_errors=True)
+        removed.append(str(ON_DISK))
     for d in entries:
         pid = d.name.rsplit("-", 1)[-1]
         dead_builder = d.name.startswith(".build-") and pid.isdigit() and proc_start_time(int(pid)) is None
