@@ -13,7 +13,7 @@ import traceback
 from collections import OrderedDict
 from typing import Any
 
-from agent import cgroups, entropy, protocol
+from agent import cgroups, entropy, protocol, signals
 from agent.channel import Channel, InStream, OutStream
 from agent.process import (
     ProcessError,
@@ -85,6 +85,8 @@ class Agent:
         self.cgroup: cgroups.Cgroup | None = None
         self.layout: list[dict[str, str]] = []
         self.init: Proc | None = None
+        self.init_exec_at: float | None = None
+        """When the init exec'd (time.monotonic()): a signal soon after may wait for its handler (signals.py)."""
         self.oom_fd: int | None = None
         self.loop.add_signal_handler(signal.SIGCHLD, self.reap)
         self.host_pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -301,6 +303,7 @@ class Agent:
                              joined=self.cgroup.from_spare and self.spare_holds_init)
         t2 = time.monotonic()
         self.init = self._register("init", spawned, stdio, req["streams"])
+        self.init_exec_at = None
         await self._after_start(req)
         t3 = time.monotonic()
         return {"pid": spawned.pid, "warnings": warnings, "timings": {
@@ -316,6 +319,7 @@ class Agent:
         assert self.cgroup is not None
         spawned = checkpoint.restore(os.path.join(SHARE_DIR, req["images"]), cfg, stdio, self.cgroup, self.layout)
         self.init = self._register("init", spawned, stdio, req["streams"])
+        self.init_exec_at = None
         await self._after_start(req)
         return {"pid": spawned.pid, "warnings": warnings}
 
@@ -372,6 +376,7 @@ class Agent:
         if self.init is None:
             raise ProcessError("no container created")
         release(self.init.spawned)
+        self.init_exec_at = time.monotonic()
         return {"pid": self.init.pid}
 
     def op_exec(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -386,20 +391,29 @@ class Agent:
         self._register(key, spawned, stdio, req["streams"])
         return {"pid": spawned.pid}
 
-    def op_kill(self, req: dict[str, Any]) -> dict[str, Any]:
+    async def op_kill(self, req: dict[str, Any]) -> dict[str, Any]:
         sig = int(req["signal"])
         if req.get("all"):
             if self.cgroup is None:
                 raise ProcessError("no container")
             for pid in self.cgroup.pids():
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
+                    await self._kill(pid, sig)
             return {}
         proc = self._proc(req.get("process"))
         if proc.status is not None:
             raise ProcessError("process already finished")
-        os.kill(proc.pid, sig)
+        try:
+            await self._kill(proc.pid, sig)
+        except ProcessLookupError:
+            raise ProcessError("process already finished") from None
         return {}
+
+    async def _kill(self, pid: int, sig: int) -> None:
+        if self.init is not None and pid == self.init.pid:
+            await signals.send_to_init(pid, sig, self.init_exec_at)
+        else:
+            os.kill(pid, sig)
 
     def op_resize(self, req: dict[str, Any]) -> dict[str, Any]:
         proc = self._proc(req.get("process"))

@@ -26,6 +26,9 @@ def take(path: Path, blocking: bool = True) -> int | None:
             same = os.stat(path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
             same = False
+        except BaseException:
+            os.close(fd)
+            raise
         if same:
             return fd
         os.close(fd)  # removed while we waited for it: take the file that is there now

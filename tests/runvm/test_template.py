@@ -19,12 +19,38 @@ PROBE = ("cat /proc/sys/kernel/random/boot_id; head -c 32 /dev/urandom | od -An 
          "date +%s")
 
 
+MEMCG = Path("/sys/fs/cgroup/memory")
+
+
 @pytest.fixture(scope="module")
-def templates(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """The private template, built by a builder started inside a memory cgroup, as a vm-shim starts one in its
+    container's; returns the store and what that cgroup is charged once the builder is done."""
     d = tmp_path_factory.mktemp("templates")
     env = {**os.environ, "RUNVM_TEMPLATES": str(d)}
-    subprocess.run([RUNVM, "template", "build", "--quiet"], env=env, check=True, timeout=300)
-    return d
+    cg = MEMCG / f"vmparity-test-builder-{os.getpid()}"
+    cg.mkdir()
+    try:
+        subprocess.run([RUNVM, "template", "build", "--quiet"], env=env, check=True, timeout=300,
+                       preexec_fn=lambda: (cg / "cgroup.procs").write_text(str(os.getpid())))
+        charged = int((cg / "memory.usage_in_bytes").read_text())
+    finally:
+        cg.rmdir()
+    return d, charged
+
+
+@pytest.fixture(scope="module")
+def templates(build: tuple[Path, int]) -> Path:
+    return build[0]
+
+
+def test_a_builder_started_in_a_containers_cgroup_charges_it_nothing(build: tuple[Path, int]) -> None:
+    """The template's RAM (512 MiB, all of it allocated) must not be charged to the container whose cold start
+    started the build: on tmpfs it would stay there, and count against the container's memory limit."""
+    store, charged = build
+    memory = _template_dir(store) / "memory"
+    assert os.stat(memory).st_blocks * 512 >= os.stat(memory).st_size
+    assert charged < 16 << 20, f"{charged / (1 << 20):.1f} MiB charged to the cgroup the builder started in"
 
 
 @pytest.fixture

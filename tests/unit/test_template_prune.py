@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from runtime.runvm.vm import template
 
 NOW = 1_000_000.0
@@ -81,3 +83,35 @@ def test_lock_files_of_gone_templates_go_unless_held(tmp_path: Path) -> None:
 
 def test_missing_store_is_not_an_error(tmp_path: Path) -> None:
     assert template.prune("current", tmp_path / "nope", NOW) == []
+
+
+def test_the_old_disk_store_is_pruned_by_the_same_rules_then_removed(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    store, disk = tmp_path / "shm", tmp_path / "disk"
+    store.mkdir()
+    disk.mkdir()
+    monkeypatch.setattr(template, "TEMPLATES", store)
+    monkeypatch.setattr(template, "ON_DISK", disk)
+    monkeypatch.delenv("RUNVM_TEMPLATES", raising=False)
+    _template(store, "current", NOW)
+    _template(disk, "in-use", NOW - 60)  # another install, still on the old code, restored from it a minute ago
+    _template(disk, "stale", NOW - 10 * 24 * 3600)
+    removed = template.prune("current", now=NOW)
+    assert "stale" in removed and str(disk) not in removed
+    assert _names(disk) == {"in-use"}
+    monkeypatch.setattr(template, "KEEP_UNUSED_S", 30)  # later: nothing uses it any more
+    removed = template.prune("current", now=NOW)
+    assert str(disk) in removed and not disk.exists() and _names(store) == {"current"}
+
+
+def test_with_a_store_named_by_the_environment_the_disk_store_is_left_alone(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    _template(disk, "stale", NOW - 10 * 24 * 3600)
+    monkeypatch.setattr(template, "TEMPLATES", tmp_path / "private")
+    monkeypatch.setattr(template, "ON_DISK", disk)
+    monkeypatch.setenv("RUNVM_TEMPLATES", str(tmp_path / "private"))
+    (tmp_path / "private").mkdir()
+    template.prune("current", now=NOW)
+    assert _names(disk) == {"stale"}

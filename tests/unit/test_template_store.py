@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -39,7 +40,7 @@ def test_a_directory_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
         template.check_root(d / "templates")
 
 
-def test_world_writable_is_refused_unless_sticky(tmp_path: Path) -> None:
+def test_world_writable_is_refused_unless_a_sticky_parent(tmp_path: Path) -> None:
     d = tmp_path / "shared"
     d.mkdir()
     d.chmod(0o777)
@@ -47,15 +48,38 @@ def test_world_writable_is_refused_unless_sticky(tmp_path: Path) -> None:
         template.check_root(d / "templates")
     d.chmod(0o1777)  # like /dev/shm and /tmp: others cannot rename or remove what root made there
     template.check_root(d / "templates")
+    with pytest.raises(RunvmError, match=r"drwxrwxrwt"):  # but they could add a template of their own to it
+        template.check_root(d)
 
 
-def test_find_checks_the_store_before_reading_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_relative_store_is_refused() -> None:
+    with pytest.raises(RunvmError, match="absolute path"):
+        template.check_root(Path("templates"))
+
+
+def test_an_untrusted_store_means_the_cold_path_not_a_failed_create(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     store = tmp_path / "store"
     store.mkdir()
     store.chmod(0o777)
     monkeypatch.setattr(template, "TEMPLATES", store)
-    with pytest.raises(RunvmError, match="refusing to keep VM templates"):
-        template.find("0123456789abcdef0123")
+    found, why = template.find("0123456789abcdef0123")
+    assert found is None and "refusing to keep VM templates" in why
+
+
+def test_a_vmparity_dir_made_by_someone_else_in_dev_shm_keeps_templates_on_disk(tmp_path: Path) -> None:
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    shm.chmod(0o1777)
+    link = tmp_path / "shm-link"  # /dev/shm -> /run/shm on some systems: followed, then checked
+    link.symlink_to(shm)
+    big = SimpleNamespace(f_blocks=(8 << 30) // 4096, f_frsize=4096)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(os, "statvfs", lambda _p: big)
+        assert template._default_store(link) == shm / "vmparity" / "templates"
+        (shm / "vmparity").mkdir()
+        os.chown(shm / "vmparity", 65534, 65534)
+        assert template._default_store(link) == template.ON_DISK
 
 
 def test_fill_holes_allocates_every_page(tmp_path: Path) -> None:

@@ -27,11 +27,22 @@ def _base() -> tuple[object, str]:
     return cfg, template.key_for(art.key, cfg.size, acc, cfg.cmdline)
 
 
+def _leave_containers_cgroup() -> None:
+    """A builder started by a container's vm-shim would charge the template's RAM (on tmpfs: for good) to that
+    container, and hit its memory limit. The root cgroups are no container's; the builder's QEMU follows."""
+    import os
+
+    from runtime.runvm import cgroups
+
+    cgroups.place("/", os.getpid(), {})
+
+
 def run(args: argparse.Namespace, ctx: object) -> int:
     cfg, key = _base()
     if args.action == "build":
         found, why = template.find(key)
         if found is None:
+            _leave_containers_cgroup()
             found = asyncio.run(template.build(key, cfg))  # type: ignore[arg-type]
             why = "built"
         pruned = template.prune(key)

@@ -32,16 +32,25 @@ SHM_NEEDED = 2 << 30
 """A tmpfs smaller than this (a container's 64 MiB /dev/shm) cannot hold two templates: they stay on disk."""
 
 
-def _default_store() -> Path:
-    """By the tmpfs's size, not its free space, so the choice does not change while templates fill it."""
+def _default_store(shm: Path = Path("/dev/shm")) -> Path:
+    """/dev/shm (resolved: /run/shm on some systems) if it is big enough, judged by its size, not its free
+    space, so that the choice does not change while templates fill it. If someone other than root has made its
+    vmparity directory first, the templates stay on disk rather than in a place they could change."""
     try:
-        st = os.statvfs("/dev/shm")
+        shm = shm.resolve(strict=True)
+        st = os.statvfs(shm)
     except OSError:
         return ON_DISK
-    return Path("/dev/shm/vmparity/templates") if st.f_blocks * st.f_frsize >= SHM_NEEDED else ON_DISK
+    store = shm / "vmparity" / "templates"
+    if st.f_blocks * st.f_frsize < SHM_NEEDED:
+        return ON_DISK
+    try:
+        check_root(store)
+    except RunvmError:
+        return ON_DISK
+    return store
 
 
-TEMPLATES = Path(os.environ.get("RUNVM_TEMPLATES") or _default_store())
 PING_TIMEOUT_COLD = 120.0
 KEEP_UNUSED_S = 15 * 60
 """A template other than the current one stays this long after its last restore: another runvm install on the
@@ -96,13 +105,16 @@ def _digest(path: Path) -> str:
 
 def check_root(root: Path) -> None:
     """Every clone runs the template's RAM, so only root may be able to change what is under it. /dev/shm is
-    writable by anyone: a directory someone else made (or a symlink) there must not be trusted."""
+    writable by anyone: a directory someone else made (or a symlink) there must not be trusted. A sticky parent
+    (/dev/shm, /tmp) is fine; the store itself must not be writable by anyone else at all."""
+    if not root.is_absolute():
+        raise RunvmError(f"the template store must be an absolute path (RUNVM_TEMPLATES={root})")
     for p in (root, *root.parents):
         try:
             st = os.lstat(p)
         except FileNotFoundError:
             continue
-        open_to_others = st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX
+        open_to_others = st.st_mode & 0o022 and (p == root or not st.st_mode & stat.S_ISVTX)
         if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) or st.st_uid != 0 or open_to_others:
             raise RunvmError(f"refusing to keep VM templates under {root}: {p} is not a directory that only root "
                              f"can change (owner uid {st.st_uid}, mode {stat.filemode(st.st_mode)}); remove it or "
@@ -119,9 +131,16 @@ def make_root(root: Path) -> None:
     check_root(root)
 
 
+TEMPLATES = Path(os.environ.get("RUNVM_TEMPLATES") or _default_store())
+"""The template store (set here, below check_root, which choosing the default needs)."""
+
+
 def find(key: str) -> tuple[Template | None, str]:
     """The usable template for key, or None and why not (logged by the caller: the cold path is chosen)."""
-    check_root(TEMPLATES)
+    try:
+        check_root(TEMPLATES)
+    except RunvmError as e:
+        return None, str(e)
     t = Template(key, TEMPLATES / key)
     if not t.dir.is_dir():
         return None, f"no template {key} yet"
@@ -164,9 +183,13 @@ def prune(current: str, root: Path | None = None, now: float | None = None) -> l
                     reverse=True)
     stale = [d for i, (used, d) in enumerate(others) if now - used > KEEP_UNUSED_S or i >= KEEP_AT_MOST - 1]
     removed = [d.name for d in stale if _retire(d, "pruned", now)]
-    if root == TEMPLATES != ON_DISK and ON_DISK.is_dir():  # where templates were kept before they moved to tmpfs
-        shutil.rmtree(ON_DISK, ignore_errors=True)
-        removed.append(str(ON_DISK))
+    if root == TEMPLATES != ON_DISK and not os.environ.get("RUNVM_TEMPLATES") and ON_DISK.is_dir():
+        removed += prune(current, ON_DISK, now)  # where templates were kept before: the same rules, then it goes
+        with contextlib.suppress(OSError):
+            for lock in ON_DISK.glob(".*.lock"):
+                lockfile.remove_if_free(lock)
+            ON_DISK.rmdir()
+            removed.append(str(ON_DISK))
     for d in entries:
         pid = d.name.rsplit("-", 1)[-1]
         dead_builder = d.name.startswith(".build-") and pid.isdigit() and proc_start_time(int(pid)) is None
@@ -223,6 +246,40 @@ async def _ping(sock: Path, timeout: float, warm: dict[str, Any] | None = None) 
             await asyncio.sleep(0.2)
 
 
+async def _boot_and_save(tmp: Path, key: str, base: qemu.VMConfig) -> None:
+    """Into tmp: the guest booted to its agent and warmed, then its RAM file (holes filled) and device state."""
+    tmp.mkdir()
+    (tmp / "share").mkdir()
+    cfg = qemu.VMConfig(**{**base.__dict__, "share_dir": tmp / "share", "agent_sock": tmp / "agent.sock",
+                           "qmp_sock": tmp / "qmp.sock", "ram_file": tmp / "memory", "ram_shared": True,
+                           "incoming": False, "tap_fd": None, "console_log": tmp / "console.log"})
+    proc = qemu.launch(cfg, tmp / "qemu.log")
+    try:
+        client = await qmp.connect(cfg.qmp_sock, alive=lambda: proc.poll() is None)
+        await _ping(cfg.agent_sock, PING_TIMEOUT_COLD, warm={"cgroup_layout": cgroups.layout()})
+        await qmp.save(client, tmp / "state")
+        with contextlib.suppress(Exception):
+            await client.execute("quit")
+        with contextlib.suppress(Exception):
+            await client.disconnect()
+        await asyncio.get_running_loop().run_in_executor(None, proc.wait, 10)
+    except BaseException:
+        qemu.kill(proc)
+        raise
+    finally:
+        qemu.kill(proc)
+    _fill_holes(tmp / "memory")
+    meta = {"key": key, "memory": _fingerprint(tmp / "memory"), "state": _fingerprint(tmp / "state"),
+            "state_sha256": _digest(tmp / "state"), "created": time.time(), "size": base.size.key()}
+    for junk in ("share", "agent.sock", "qmp.sock"):
+        p = tmp / junk
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    (tmp / "meta.json").write_text(json.dumps(meta))
+
+
 async def build(key: str, base: qemu.VMConfig) -> Template:
     """Boot, wait for the agent, save. Concurrent builders serialise on a lock; the loser reuses the result."""
     make_root(TEMPLATES)
@@ -234,36 +291,11 @@ async def build(key: str, base: qemu.VMConfig) -> Template:
             return found
         tmp = TEMPLATES / f".build-{key}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        (tmp / "share").mkdir()
-        cfg = qemu.VMConfig(**{**base.__dict__, "share_dir": tmp / "share", "agent_sock": tmp / "agent.sock",
-                               "qmp_sock": tmp / "qmp.sock", "ram_file": tmp / "memory", "ram_shared": True,
-                               "incoming": False, "tap_fd": None, "console_log": tmp / "console.log"})
-        proc = qemu.launch(cfg, tmp / "qemu.log")
         try:
-            client = await qmp.connect(cfg.qmp_sock, alive=lambda: proc.poll() is None)
-            await _ping(cfg.agent_sock, PING_TIMEOUT_COLD, warm={"cgroup_layout": cgroups.layout()})
-            await qmp.save(client, tmp / "state")
-            with contextlib.suppress(Exception):
-                await client.execute("quit")
-            with contextlib.suppress(Exception):
-                await client.disconnect()
-            await asyncio.get_running_loop().run_in_executor(None, proc.wait, 10)
+            await _boot_and_save(tmp, key, base)
         except BaseException:
-            qemu.kill(proc)
+            shutil.rmtree(tmp, ignore_errors=True)  # on tmpfs, a failed build would keep up to the guest's RAM
             raise
-        finally:
-            qemu.kill(proc)
-        _fill_holes(tmp / "memory")
-        meta = {"key": key, "memory": _fingerprint(tmp / "memory"), "state": _fingerprint(tmp / "state"),
-                "state_sha256": _digest(tmp / "state"), "created": time.time(), "size": base.size.key()}
-        for junk in ("share", "agent.sock", "qmp.sock"):
-            p = tmp / junk
-            if p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
-        (tmp / "meta.json").write_text(json.dumps(meta))
         final = TEMPLATES / key
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
