@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,7 @@ MEMCG = Path("/sys/fs/cgroup/memory")
 
 
 @pytest.fixture(scope="module")
-def build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+def build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
     """The private template, built by a builder started inside a memory cgroup, as a vm-shim starts one in its
     container's; returns the store and what that cgroup is charged once the builder is done."""
     d = tmp_path_factory.mktemp("templates")
@@ -36,7 +38,8 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
         charged = int((cg / "memory.usage_in_bytes").read_text())
     finally:
         cg.rmdir()
-    return d, charged
+    yield d, charged
+    shutil.rmtree(d, ignore_errors=True)  # its RAM file is 512 MiB, all allocated: not left to pytest's tmp retention
 
 
 @pytest.fixture(scope="module")
