@@ -265,9 +265,7 @@ def prune(drain: bool = False, grace_s: float = STARTING_S) -> list[str]:
         if d.is_dir() and not any(d.iterdir()):
             with contextlib.suppress(OSError):
                 d.rmdir()
-    for lock in POOL_DIR.glob(".*.lock"):  # a key's lock goes with its last slot, once no refill holds it
-        if not (POOL_DIR / lock.name[1:-len(".lock")]).exists():
-            lockfile.remove_if_free(lock)
+    lockfile.remove_unused(POOL_DIR, lambda key: (POOL_DIR / key).exists())  # a key's lock goes with its last slot
     if not slots():
         _remove_cgroup(wait_s=3.0 if removed else 0.0)  # an empty pool leaves no cgroup behind either
     return removed

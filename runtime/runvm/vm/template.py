@@ -185,9 +185,8 @@ def prune(current: str, root: Path | None = None, now: float | None = None) -> l
     removed = [d.name for d in stale if _retire(d, "pruned", now)]
     if root == TEMPLATES != ON_DISK and not os.environ.get("RUNVM_TEMPLATES") and ON_DISK.is_dir():
         removed += prune(current, ON_DISK, now)  # where templates were kept before: the same rules, then it goes
+        lockfile.remove_unused(ON_DISK, lambda key: (ON_DISK / key).exists())
         with contextlib.suppress(OSError):
-            for lock in ON_DISK.glob(".*.lock"):
-                lockfile.remove_if_free(lock)
             ON_DISK.rmdir()
             removed.append(str(ON_DISK))
     for d in entries:
@@ -196,7 +195,9 @@ def prune(current: str, root: Path | None = None, now: float | None = None) -> l
         if d.name.startswith((".bad-", ".pruned-")) or dead_builder:
             shutil.rmtree(d, ignore_errors=True)
             removed.append(d.name)
-    _prune_locks(root, now)
+    # a lock file goes with its template, once no builder holds it
+    lockfile.remove_unused(root, lambda key: (root / key).exists()
+                           or now - _last_used(root / f".{key}.lock") <= KEEP_UNUSED_S)
     return removed
 
 
@@ -209,14 +210,6 @@ def _retire(d: Path, why: str, now: float) -> bool:
         return False
     shutil.rmtree(target, ignore_errors=True)
     return True
-
-
-def _prune_locks(root: Path, now: float) -> None:
-    """A lock file goes with its template, once no builder holds it."""
-    for lock in root.glob(".*.lock"):
-        key = lock.name[1:-len(".lock")]
-        if not (root / key).exists() and now - _last_used(lock) > KEEP_UNUSED_S:
-            lockfile.remove_if_free(lock)
 
 
 def discard(key: str) -> None:
@@ -263,9 +256,6 @@ async def _boot_and_save(tmp: Path, key: str, base: qemu.VMConfig) -> None:
         with contextlib.suppress(Exception):
             await client.disconnect()
         await asyncio.get_running_loop().run_in_executor(None, proc.wait, 10)
-    except BaseException:
-        qemu.kill(proc)
-        raise
     finally:
         qemu.kill(proc)
     _fill_holes(tmp / "memory")
@@ -316,6 +306,7 @@ def _fill_holes(memory: Path) -> None:
 
 
 def build_in_background(argv: list[str]) -> None:
-    """Start a detached builder (no stdio, own session, out of the container's cgroup) and return at once."""
+    """Start a detached builder (no stdio, own session) and return at once. It leaves the container's cgroup
+    itself before building (commands/template.py), as every builder does."""
     subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                      start_new_session=True, close_fds=True)
