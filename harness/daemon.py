@@ -20,7 +20,7 @@ import docker
 from pyroute2 import IPRoute
 
 from harness import paths, procs
-from harness.setup import images
+from harness.setup import criu, images
 
 DAEMONS = paths.STATE / "daemons"
 EXEC_BASE = Path("/run/vmparity")
@@ -131,8 +131,9 @@ class DisposableDaemon:
                 "--exec-root", rec.exec_root, "-H", self.host, "--pidfile", f"{rec.exec_root}/docker.pid",
                 "--bridge", rec.bridge, "--iptables=false", "--ip-masq=false", "--ip-forward=false",
                 "--default-address-pool", f"base={self.pool},size=24", *self.flags]
-        # a swarm service must never make this daemon reach a registry: use the image it has
-        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        # a swarm service must never make this daemon reach a registry: use the image it has; runc finds the
+        # installed criu first on PATH, as under the host's dockerd (harness/setup/criu.py)
+        env = {"PATH": criu.path_with_first(str(criu.bin_dir()), os.environ.get("PATH")),
                "DOCKER_SERVICE_PREFER_OFFLINE_IMAGE": "1", **self.env}
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                                 start_new_session=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 from harness import paths
 from harness.runtimes import RuntimeInfo
+from harness.setup import criu, dockerd
 
 
 def now() -> str:
@@ -51,6 +53,18 @@ def cgroup_mode() -> str:
     return "v1 (legacy)"
 
 
+def dockerd_criu() -> dict[str, Any]:
+    """The criu runc gets under the host's dockerd: the first `criu` on dockerd's own PATH (runc inherits it through
+    containerd and the shim), its `--version`, and which PATH that was (dockerd's, or ours where its environment
+    cannot be read)."""
+    pid, env = dockerd.running_environ()
+    path = (env or os.environ).get("PATH", "")
+    found = shutil.which("criu", path=path)
+    return {"path": found, "version": criu.version(found) if found else None,
+            "resolved": os.path.realpath(found) if found else None,
+            "from_path_of": f"dockerd (pid {pid})" if env is not None else "the suite (dockerd's environment unread)"}
+
+
 def suite_commit() -> dict[str, Any]:
     def git(*args: str) -> str:
         try:
@@ -79,6 +93,7 @@ def collect(docker_info: dict[str, Any], docker_version: dict[str, Any], runtime
             "cgroup_version": docker_info.get("CgroupVersion"),
             "experimental": docker_info.get("ExperimentalBuild"),
             "default_runtime": docker_info.get("DefaultRuntime"),
+            "criu": dockerd_criu(),
         },
         "runtimes": {r.name: {"path": r.path, "args": r.args, "version": r.version} for r in runtimes.values()},
         "suite": suite_commit(),

@@ -34,6 +34,15 @@ def runtime_text(info: dict[str, Any]) -> str:
                  f"args {args}" if args else "no args")
 
 
+def _criu(info: Any) -> str:
+    """The criu runc used (recorded since the checkpoint baseline depends on which one): version and path."""
+    if not isinstance(info, dict) or not info.get("path"):
+        return ""
+    resolved = info.get("resolved")
+    via = f" -> {resolved}" if resolved and resolved != info["path"] else ""
+    return _join(info.get("version") or "unknown version", f"path {info['path']}{via}")
+
+
 def rows(run_id: str, provenance: dict[str, Any]) -> list[tuple[str, str]]:
     host = provenance.get("host") or {}
     docker = provenance.get("docker") or {}
@@ -52,6 +61,7 @@ def rows(run_id: str, provenance: dict[str, Any]) -> list[tuple[str, str]]:
                          f"storage {docker['storage_driver']}" if docker.get("storage_driver") else None)),
         ("containerd", _join(docker.get("containerd"))),
         ("runc (Docker's)", _join(docker.get("runc_commit"))),
+        ("criu (on dockerd's PATH)", _criu(docker.get("criu"))),
     ]
     for name, info in sorted((provenance.get("runtimes") or {}).items()):
         out.append((f"runtime {name}", runtime_text(info) if isinstance(info, dict) else str(info)))

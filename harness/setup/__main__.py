@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from harness.setup import daemon_config, dockerd, images
+from harness.setup import criu, daemon_config, dockerd, images
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     changed, keys = daemon_config.ensure()
     print(f"setup: daemon.json {'updated: ' + ', '.join(sorted(keys)) if changed else 'unchanged'}")
+    print(f"setup: criu {criu.ensure()}")  # before dockerd, whose PATH must lead to it
     print(f"setup: dockerd {dockerd.ensure(keys)}")
     client = dockerd.client(timeout=120)
     print(f"setup: image {images.ensure(client)}")

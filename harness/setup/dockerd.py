@@ -1,4 +1,6 @@
-"""Keep the host's dockerd running with the current daemon.json (no systemd on these machines)."""
+"""Keep the host's dockerd running with the current daemon.json (no systemd on these machines), and with the criu
+that harness/setup/criu.py installs first on its PATH: runc, run by containerd and its shim with dockerd's
+environment, looks criu up there for `docker checkpoint`."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 import docker
 
 from harness import paths
+from harness.setup import criu
 
 RELOADABLE = {"runtimes", "default-runtime", "debug", "labels", "live-restore"}
 
@@ -38,6 +41,33 @@ def _pid() -> int | None:
     return pid if comm == "dockerd" else None
 
 
+def environ(pid: int) -> dict[str, str] | None:
+    """A process's environment as it was started (/proc/<pid>/environ), or None where it cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    return dict(kv.split("=", 1) for kv in raw.decode(errors="replace").split("\0") if "=" in kv)
+
+
+def running_environ() -> tuple[int | None, dict[str, str] | None]:
+    """The host dockerd's pid (from its pidfile) and the environment it was started with (None where unknown)."""
+    pid = _pid()
+    return pid, environ(pid) if pid else None
+
+
+def criu_first(env: dict[str, str]) -> bool:
+    """Is the installed criu's directory the first entry of this environment's PATH?"""
+    return (env.get("PATH") or "").split(":")[0] == str(criu.bin_dir())
+
+
+def dockerd_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment dockerd starts with: ours, with the installed criu's directory first on PATH."""
+    env = dict(os.environ if base is None else base)
+    env["PATH"] = criu.path_with_first(str(criu.bin_dir()), env.get("PATH"))
+    return env
+
+
 def _log_tail(lines: int = 40) -> str:
     try:
         return "\n".join(paths.DOCKERD_LOG.read_text(errors="replace").splitlines()[-lines:])
@@ -48,7 +78,7 @@ def _log_tail(lines: int = 40) -> str:
 def start(timeout: float = 60) -> None:
     paths.DOCKERD_LOG.parent.mkdir(parents=True, exist_ok=True)
     with open(paths.DOCKERD_LOG, "ab") as log:
-        proc = subprocess.Popen(["dockerd"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        proc = subprocess.Popen(["dockerd"], stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=dockerd_env(),
                                 start_new_session=True, close_fds=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -74,17 +104,26 @@ def stop(timeout: float = 30) -> None:
 
 
 def ensure(config_changed: set[str]) -> str:
-    """Start dockerd if needed; reload or restart it when daemon.json changed. Returns what it did."""
+    """Start dockerd if needed; reload or restart it when daemon.json changed, restart it when it was started
+    without the installed criu first on its PATH (a SIGHUP does not change a process's environment). Returns what
+    it did."""
     if not is_up():
         start()
         return "started"
+    pid, env = running_environ()
+    if env is not None and not criu_first(env):
+        stop()
+        start()
+        return f"restarted: it was running without {criu.bin_dir()} first on its PATH"
+    note = "" if env is not None else (f" (not started from {paths.DOCKERD_PIDFILE}, so its PATH is unchecked: "
+                                       f"without {criu.bin_dir()} first on it, runc uses the host's criu)")
     if not config_changed:
-        return "running"
-    if config_changed <= RELOADABLE and (pid := _pid()):
+        return "running" + note
+    if config_changed <= RELOADABLE and pid:
         os.kill(pid, signal.SIGHUP)
         time.sleep(0.5)
-        return "reloaded"
-    if _pid() is None:
+        return "reloaded" + note
+    if pid is None:
         raise SystemExit("setup: daemon.json changed in a way that needs a dockerd restart, but the running "
                          f"dockerd was not started from {paths.DOCKERD_PIDFILE}; restart it yourself")
     stop()
