@@ -74,11 +74,27 @@
   }
 
   function pair(dl, term, value, href) {
-    if (value === null || value === undefined || value === "") { return; }
+    if (value === null || value === undefined || value === "") { return null; }
     dl.appendChild(el("dt", term));
     var dd = el("dd");
     if (href) { var a = el("a", value); a.href = href; dd.appendChild(a); } else { dd.textContent = String(value); }
     dl.appendChild(dd);
+    return dd;
+  }
+
+  // An outcome's badge: its icon from the page's sprite (inline SVG, no emoji font needed) and its word.
+  function badge(cls, word) {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg"), use = document.createElementNS(ns, "use");
+    svg.setAttribute("class", "sym");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    use.setAttribute("href", "#i-" + cls);
+    svg.appendChild(use);
+    var span = el("span", null, "badge " + cls);
+    span.appendChild(svg);
+    span.appendChild(document.createTextNode(" " + word));
+    return span;
   }
 
   function show(key) {
@@ -96,7 +112,8 @@
     body.appendChild(el("h3", d.title + " · " + d.runtime));
     body.appendChild(el("p", d.scenario + " · " + d.severity, "sid"));
     var dl = el("dl");
-    pair(dl, "observed", d.in_run ? d.symbol + " " + d.outcome + " (" + d.meaning + ")" : "not in this run");
+    var observed = pair(dl, "observed", d.in_run ? " (" + d.meaning + ")" : "not in this run");
+    if (d.in_run) { observed.insertBefore(badge(d.cls, d.outcome), observed.firstChild); }
     pair(dl, "note", d.note);
     pair(dl, "expected", d.expected);
     pair(dl, "why", d.reason);

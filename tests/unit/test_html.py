@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
+import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
+import pytest
+
 from harness import matrix
+from harness.outcomes import SYMBOLS, Documented, Outcome
 from harness.render import html
 from tests.unit import synthetic
 
@@ -82,3 +87,36 @@ def test_tooltip_has_the_evidence() -> None:
 def test_deterministic() -> None:
     doc = synthetic.results()
     assert parse(doc)[0] == parse(doc)[0]
+
+
+def test_every_outcome_and_documented_result_has_its_own_badge() -> None:
+    assert set(html.BADGES) == set(Outcome)
+    assert set(html.DOCUMENTED_BADGES) == set(Documented)
+    badges = [*html.BADGES.values(), *html.DOCUMENTED_BADGES.values()]
+    assert len({b.icon for b in badges}) == len(badges), "two values share an icon"
+    assert len({b.bg for b in html.BADGES.values()}) == len(html.BADGES), "two outcomes share a colour"
+    for b in badges:
+        svg = ET.fromstring(f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">{b.icon}</svg>')
+        assert len(svg), "an empty icon"
+        assert all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in (b.bg, b.fg))
+
+
+def test_a_value_without_a_badge_still_renders(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(html.BADGES, Outcome.FLAKY)
+    assert html.badge(Outcome.FLAKY) is html.UNKNOWN
+    text, _ = parse(synthetic.results({("runtime_commands/exec", "runvm"): "flaky"}))
+    assert ".o-flaky { background: #ffffff;" in text
+
+
+def test_the_page_needs_no_emoji_font() -> None:
+    """The HTML draws outcomes as inline SVG icons; SYMBOLS' emoji stay in the Markdown only."""
+    text, p = parse(synthetic.results({("runtime_commands/exec", "runvm"): "refused"}))
+    emoji = {ch for s in SYMBOLS.values() for ch in s}
+    assert not emoji & set(text), "an emoji in the page"
+    symbols = set(re.findall(r'<symbol id="([^"]+)"', text))
+    used = set(re.findall(r'<use href="#([^"]+)"', text))
+    assert used <= symbols
+    assert {f"i-o-{o.value}" for o in Outcome} | {f"i-d-{d.value}" for d in Documented} <= symbols
+    assert all(f'<use href="#i-o-{o.value}"/></svg> {o.value}</span>' in text for o in Outcome), "legend badges"
+    island = json.loads(p.island)["runtime_commands/exec@runvm"]
+    assert island["cls"] == "o-refused" and "symbol" not in island

@@ -1,10 +1,16 @@
 """reports/matrix.html in real headless Chromium: the table renders, the script runs, filters and the evidence
-panel work from the URL fragment, and the screenshot shows the outcome colours (decoded with stdlib zlib)."""
+panel work from the URL fragment, and the screenshot (decoded with stdlib zlib) shows every outcome's colour and a
+distinct, drawn icon: the page must read without an emoji font, which setup-host's Chromium does not have."""
 
 from __future__ import annotations
 
+import itertools
+import json
+import math
 import shutil
 import subprocess
+from collections import Counter
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import quote
@@ -122,20 +128,147 @@ def test_only_disagreements_filter(page: Path, tmp_path: Path) -> None:
                             "runtime_commands/exec"]
 
 
-def test_screenshot_shows_the_outcome_colours(page: Path, tmp_path: Path) -> None:
-    shot = tmp_path / "matrix.png"
-    chromium(tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,1100", page.as_uri())
-    found = png.colours(shot)
+WINDOW = (1280, 1100)
+PROBE = """<script>
+(function () {
+  // Test-only: where each outcome icon was laid out, so the screenshot's pixels can be checked badge by badge.
+  var out = [];
+  document.querySelectorAll("#legend .sym, td.cell .sym").forEach(function (sym) {
+    var box = sym.closest("td.cell") || sym.closest("#legend li > span");
+    var words = box.textContent.trim().split(/\\s+/);
+    var i = sym.getBoundingClientRect(), b = box.getBoundingClientRect();
+    out.push({where: box.tagName === "TD" ? "cell" : "legend",
+              outcome: box.getAttribute("data-outcome") || words[words.length - 1],
+              opacity: parseFloat(getComputedStyle(box).opacity),
+              icon: [i.left, i.top, i.right, i.bottom], box: [b.left, b.top, b.right, b.bottom]});
+  });
+  document.body.setAttribute("data-probe", JSON.stringify({width: innerWidth, badges: out}));
+})();
+</script>
+"""
+
+
+@dataclass(frozen=True)
+class Placed:
+    """One outcome icon as laid out in the page: which outcome, where, and the pixels of its box."""
+
+    where: str
+    outcome: Outcome
+    opacity: float
+    icon: tuple[int, int, int, int]
+    box: tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Shot:
+    width: int
+    height: int
+    rows: list[bytes]
+    placed: list[Placed]
+
+    def pixels(self, area: tuple[int, int, int, int]) -> list[list[tuple[int, int, int]]]:
+        x0, y0, x1, y1 = area
+        return [[(r[3 * x], r[3 * x + 1], r[3 * x + 2]) for x in range(x0, x1)] for r in self.rows[y0:y1]]
+
+
+def _pixel_box(rect: list[float]) -> tuple[int, int, int, int]:
+    return math.floor(rect[0]), math.floor(rect[1]), math.ceil(rect[2]), math.ceil(rect[3])
+
+
+def screenshot(page: Path, profile: Path) -> Shot:
+    """A screenshot of `page`, and where the page laid out each outcome icon (a second run, same width)."""
+    probed = page.with_name(page.stem + "-probed.html")
+    probed.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
+    size = f"--window-size={WINDOW[0]},{WINDOW[1]}"
+    dom = Dom()
+    dom.feed(chromium(profile, size, "--dump-dom", probed.as_uri()).stdout)
+    probe = json.loads(dom.body["data-probe"])
+    shot = profile.parent / (page.stem + ".png")
+    chromium(profile, f"--screenshot={shot}", size, probed.as_uri())
+    width, height, rows = png.read(shot)
+    assert (width, height) == WINDOW and probe["width"] == width, "the two runs laid the page out differently"
+    placed = [Placed(b["where"], Outcome(b["outcome"]), b["opacity"], _pixel_box(b["icon"]), _pixel_box(b["box"]))
+              for b in probe["badges"]]
+    return Shot(width, height, rows, placed)
+
+
+@pytest.fixture(scope="module")
+def shot(page: Path, tmp_path_factory: pytest.TempPathFactory) -> Shot:
+    return screenshot(page, tmp_path_factory.mktemp("shot") / "profile")
+
+
+def _hex(colour: str) -> tuple[int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
+
+def _seen(colour: str, opacity: float = 1.0) -> tuple[int, int, int]:
+    """A colour as drawn at `opacity` over the page's white paper."""
+    r, g, b = _hex(colour)
+    return (round(r * opacity + 255 * (1 - opacity)), round(g * opacity + 255 * (1 - opacity)),
+            round(b * opacity + 255 * (1 - opacity)))
+
+
+def _distance(a: tuple[int, int, int], b: tuple[int, int, int]) -> int:
+    return sum(abs(x - y) for x, y in zip(a, b, strict=True))
+
+
+def ink(shot: Shot, p: Placed) -> list[tuple[int, int]]:
+    """The icon's drawn pixels: those nearer the badge's text colour than its background, relative to the icon's
+    ink bounding box (so the same shape drawn at two places compares equal)."""
+    badge = html.badge(p.outcome)
+    bg, fg = _seen(badge.bg, p.opacity), _seen(badge.fg, p.opacity)
+    cut = _distance(bg, fg) * 0.4
+    dots = [(x, y) for y, row in enumerate(shot.pixels(p.icon)) for x, px in enumerate(row) if _distance(px, bg) > cut]
+    if not dots:
+        return []
+    left, top = min(x for x, _ in dots), min(y for _, y in dots)
+    return sorted((x - left, y - top) for x, y in dots)
+
+
+def alike(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> bool:
+    """The same shape, allowing for anti-aliasing: at most a fifth of the drawn pixels differ."""
+    sa, sb = set(a), set(b)
+    return len(sa ^ sb) <= 0.2 * len(sa | sb)
+
+
+def check_badges(shot: Shot) -> None:
+    """Every outcome reads in the screenshot: its badge has its colour, its icon is drawn, and no two outcomes'
+    icons are the same shape (a missing glyph draws every emoji as one empty box)."""
+    cells = [p for p in shot.placed if p.where == "cell"]
+    legend = [p for p in shot.placed if p.where == "legend"]
+    assert cells, "no outcome icons in the matrix"
+    for group in (cells, legend):
+        shapes: dict[Outcome, list[tuple[int, int]]] = {}
+        for p in group:
+            badge = html.badge(p.outcome)
+            box = shot.pixels((p.box[0] + 4, p.box[1] + 4, p.box[2] - 4, p.box[3] - 4))
+            bg = _seen(badge.bg, p.opacity)
+            filled = sum(_distance(px, bg) <= 12 for row in box for px in row) / sum(len(row) for row in box)
+            assert filled > 0.4, f"the {p.where} badge of {p.outcome} at {p.box} is not {badge.bg} ({filled:.0%})"
+            drawn = ink(shot, p)
+            area = (p.icon[2] - p.icon[0]) * (p.icon[3] - p.icon[1])
+            assert len(drawn) >= 0.1 * area, f"the {p.where} icon of {p.outcome} at {p.icon} is (nearly) blank"
+            shapes.setdefault(p.outcome, drawn)
+        same = [(a, b) for a, b in itertools.combinations(shapes, 2) if alike(shapes[a], shapes[b])]
+        assert not same, f"outcomes whose {group[0].where} icons look the same: {same}"
+    assert sorted(p.outcome for p in legend) == sorted(Outcome), "the legend lacks an outcome's icon"
+
+
+def test_screenshot_every_outcome_badge_reads(shot: Shot) -> None:
+    check_badges(shot)
+
+
+def test_screenshot_shows_the_outcome_colours(shot: Shot) -> None:
+    found: Counter[tuple[int, int, int]] = Counter(px for row in shot.pixels((0, 0, shot.width, shot.height))
+                                                   for px in row)
     total = sum(found.values())
-    assert total == 1280 * 1100
     common = [c for c, n in found.items() if n > total * 0.002]
     assert len(common) >= 6, f"a nearly blank page: {common}"
 
     def present(hex_colour: str) -> bool:
-        want = tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+        want = _hex(hex_colour)
         return any(n > 200 and all(abs(a - b) <= 4 for a, b in zip(c, want, strict=True))
                    for c, n in found.items())
 
-    for outcome in (Outcome.SAME, Outcome.DIFFERS, Outcome.REFUSED, Outcome.HOST_IMPACT, Outcome.ERROR,
-                    Outcome.BASELINE_UNAVAILABLE, Outcome.NOT_RUN):
-        assert present(html.COLOURS[outcome][0]), f"no {outcome} cell colour in the screenshot"
+    for outcome in Outcome:
+        assert present(html.badge(outcome).bg), f"no {outcome} colour in the screenshot"
