@@ -10,14 +10,13 @@ so a filtered view can be linked, and tested without a browser driver.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from markupsafe import Markup
 
 from harness.matrix import CellView, Matrix, ScenarioView
-from harness.outcomes import Documented, Outcome, Verdict
+from harness.outcomes import Outcome, Verdict
 from harness.render import evidence, provenance
 from harness.render.jinja import environment
 from harness.render.words import (
@@ -52,50 +51,51 @@ _FILL = 'fill="currentColor"'
 _LINE = 'fill="none" stroke="currentColor" stroke-linecap="round" stroke-linejoin="round"'
 _RING = f'<circle cx="8" cy="8" r="6.6" {_LINE} stroke-width="1.5"/>'
 
-BADGES: dict[Outcome, Badge] = {
-    Outcome.SAME: Badge("#a5d6a7", "#102a12", Markup(  # a tick
+BADGES: dict[str, Badge] = {
+    "same": Badge("#a5d6a7", "#102a12", Markup(  # a tick
         f'<path d="M2.6 8.6 6.3 12.1 13.4 4.2" {_LINE} stroke-width="2.4"/>')),
-    Outcome.DIFFERS: Badge("#ffd54f", "#3b2f00", Markup(  # a warning triangle with its "!" cut out
+    "differs": Badge("#ffd54f", "#3b2f00", Markup(  # a warning triangle with its "!" cut out
         f'<path fill-rule="evenodd" {_FILL} d="M8 1.2 15.3 14.4H.7Z M7 5.6h2l-.35 4.7h-1.3Z M7 11.5h2v1.8H7Z"/>')),
-    Outcome.REFUSED: Badge("#e57373", "#2b0505", Markup(  # a cross
+    "refused": Badge("#e57373", "#2b0505", Markup(  # a cross
         f'<path d="M3.6 3.6 12.4 12.4M12.4 3.6 3.6 12.4" {_LINE} stroke-width="2.6"/>')),
-    Outcome.TIMED_OUT: Badge("#80deea", "#00262b", Markup(  # an hourglass
+    "timed-out": Badge("#80deea", "#00262b", Markup(  # an hourglass
         f'<path d="M3.4 1.6h9.2M3.4 14.4h9.2" {_LINE} stroke-width="1.6"/>'
         f'<path d="M4.6 2v1.6C4.6 5.8 8 6.6 8 8s-3.4 2.2-3.4 4.4V14M11.4 2v1.6C11.4 5.8 8 6.6 8 8s3.4 2.2 3.4 '
         f'4.4V14" {_LINE} stroke-width="1.3"/>'
         f'<path {_FILL} d="M6 4.3h4L8 6.5Z M5.4 13.6 8 10.6 10.6 13.6Z"/>')),
-    Outcome.HOST_IMPACT: Badge("#ba68c8", "#1e0524", Markup(  # a radiation trefoil
+    "host-impact": Badge("#ba68c8", "#1e0524", Markup(  # a radiation trefoil
         f'<circle cx="8" cy="8" r="1.7" {_FILL}/>'
         f'<path {_FILL} d="M6.65 5.66 4.35 1.68A7.3 7.3 0 0 1 11.65 1.68L9.35 5.66A2.7 2.7 0 0 0 6.65 5.66Z'
         'M10.7 8H15.3A7.3 7.3 0 0 1 11.65 14.32L9.35 10.34A2.7 2.7 0 0 0 10.7 8Z'
         'M6.65 10.34 4.35 14.32A7.3 7.3 0 0 1 .7 8H5.3A2.7 2.7 0 0 0 6.65 10.34Z"/>')),
-    Outcome.BASELINE_UNAVAILABLE: Badge("#90a4ae", "#0f1a1f", Markup(  # a no-entry sign
+    "baseline-unavailable": Badge("#90a4ae", "#0f1a1f", Markup(  # a no-entry sign
         f'<path fill-rule="evenodd" {_FILL} d="M8 .9a7.1 7.1 0 1 0 0 14.2A7.1 7.1 0 1 0 8 .9Z M3.4 6.7h9.2v2.6H3.4Z"/>'
     )),
-    Outcome.NOT_RUN: Badge("#e0e0e0", "#424242", Markup(  # skip: two triangles and a bar
+    "not-run": Badge("#e0e0e0", "#424242", Markup(  # skip: two triangles and a bar
         f'<path {_FILL} d="M1.2 3.2v9.6L7 8Z M7 3.2v9.6L12.8 8Z M13 3.2h1.8v9.6H13Z"/>')),
-    Outcome.FLAKY: Badge("#ffb74d", "#3a2200", Markup(  # a die showing three
+    "flaky": Badge("#ffb74d", "#3a2200", Markup(  # a die showing three
         f'<rect x="1.6" y="1.6" width="12.8" height="12.8" rx="2.6" {_LINE} stroke-width="1.5"/>'
         f'<circle cx="5" cy="5" r="1.45" {_FILL}/><circle cx="8" cy="8" r="1.45" {_FILL}/>'
         f'<circle cx="11" cy="11" r="1.45" {_FILL}/>')),
-    Outcome.ERROR: Badge("#37474f", "#ffffff", Markup(  # a burst
+    "error": Badge("#37474f", "#ffffff", Markup(  # a burst
         f'<path {_FILL} d="M8 .4 9.3 4.86 13.37 2.63 11.14 6.7 15.6 8 11.14 9.3 13.37 13.37 9.3 11.14 8 15.6 '
         '6.7 11.14 2.63 13.37 4.86 9.3.4 8 4.86 6.7 2.63 2.63 6.7 4.86Z"/>')),
 }
-"""Every Outcome's badge (a unit test holds the mapping complete); the Chromium test looks for these colours and
-icons in a screenshot."""
+"""Every Outcome's badge, keyed by its value (an Outcome looks itself up: it is a str), so the page renders
+whichever outcomes harness.outcomes defines; a unit test holds the mapping complete, and the Chromium test looks
+for these colours and icons in a screenshot."""
 
-DOCUMENTED_BADGES: dict[Documented, Badge] = {
-    Documented.MEETS: Badge("#e8f5e9", "#1b5e20", Markup(
+DOCUMENTED_BADGES: dict[str, Badge] = {
+    "meets": Badge("#e8f5e9", "#1b5e20", Markup(
         _RING + f'<path d="M4.8 8.3 7.1 10.6 11.3 5.6" {_LINE} stroke-width="1.9"/>')),
-    Documented.FAILS: Badge("#ffebee", "#b71c1c", Markup(
+    "fails": Badge("#ffebee", "#b71c1c", Markup(
         _RING + f'<path d="M5.4 5.4 10.6 10.6M10.6 5.4 5.4 10.6" {_LINE} stroke-width="1.9"/>')),
-    Documented.UNJUDGED: Badge("#eceff1", "#37474f", Markup(
+    "unjudged": Badge("#eceff1", "#37474f", Markup(
         _RING + f'<path d="M6.1 6.3A1.95 1.95 0 1 1 8.9 8c-.6.35-.9.75-.9 1.4" {_LINE} stroke-width="1.6"/>'
         f'<circle cx="8" cy="11.7" r=".95" {_FILL}/>')),
 }
-"""The second result of a baseline-unavailable cell (harness.outcomes.Documented), as a lighter, outlined badge:
-`.badge.d-meets` and the icon `#i-d-meets` are in every page, ready for cells that carry one."""
+"""The second result of a baseline-unavailable cell (harness.outcomes.Documented, keyed by value), as a lighter,
+outlined badge: `.badge.d-meets` and the icon `#i-d-meets` are in every page, ready for cells that carry one."""
 
 UNKNOWN = Badge("#ffffff", "#1b1f24", Markup(
     _RING + f'<path d="M6.1 6.3A1.95 1.95 0 1 1 8.9 8c-.6.35-.9.75-.9 1.4" {_LINE} stroke-width="1.6"/>'
@@ -103,20 +103,30 @@ UNKNOWN = Badge("#ffffff", "#1b1f24", Markup(
 """For a value added to Outcome before it has a badge here: the page still renders, with its word."""
 
 
-def badge(value: Outcome | Documented) -> Badge:
-    table: Mapping[Outcome | Documented, Badge] = BADGES if isinstance(value, Outcome) else DOCUMENTED_BADGES
-    return table.get(value, UNKNOWN)
+def badge(outcome: str) -> Badge:
+    """An outcome's badge (an Outcome or its value)."""
+    return BADGES.get(outcome, UNKNOWN)
 
 
-def badge_class(value: Outcome | Documented) -> str:
-    """The CSS class (colours) of a value's badge, also the suffix of its icon's id (`#i-o-same`)."""
-    return ("o-" if isinstance(value, Outcome) else "d-") + value.value
+def documented_badge(result: str) -> Badge:
+    """A documented result's badge (a harness.outcomes.Documented or its value)."""
+    return DOCUMENTED_BADGES.get(result, UNKNOWN)
 
 
-def _styles() -> list[dict[str, str]]:
-    values: list[Outcome | Documented] = [*Outcome, *Documented]
-    return [{"cls": badge_class(v), "bg": badge(v).bg, "fg": badge(v).fg, "icon": badge(v).icon,
-             "outline": isinstance(v, Documented)} for v in values]
+def badge_class(outcome: Outcome) -> str:
+    """The CSS class (colours) of an outcome's badge, also the suffix of its icon's id (`#i-o-same`)."""
+    return "o-" + outcome.value
+
+
+def documented_class(result: str) -> str:
+    """The class and icon suffix of a documented result's badge (`d-meets`), for the cells that will carry one."""
+    return "d-" + str(result)
+
+
+def _styles() -> list[dict[str, Any]]:
+    rows = [(badge_class(o), badge(o), False) for o in Outcome]
+    rows += [(documented_class(d), documented_badge(d), True) for d in DOCUMENTED_BADGES]
+    return [{"cls": cls, "bg": b.bg, "fg": b.fg, "icon": b.icon, "outline": outline} for cls, b, outline in rows]
 
 
 def cell_key(c: CellView) -> str:
