@@ -189,7 +189,8 @@ def screenshot(page: Path, profile: Path) -> Shot:
     assert (width, height) == WINDOW and probe["width"] == width, "the two runs laid the page out differently"
     placed = [Placed(b["where"], Outcome(b["outcome"]), b["opacity"], _pixel_box(b["icon"]), _pixel_box(b["box"]))
               for b in probe["badges"]]
-    return Shot(width, height, rows, placed)
+    in_view = [p for p in placed if p.box[0] >= 0 and p.box[1] >= 0 and p.box[2] <= width and p.box[3] <= height]
+    return Shot(width, height, rows, in_view)
 
 
 @pytest.fixture(scope="module")
@@ -255,6 +256,7 @@ def check_badges(shot: Shot) -> None:
 
 
 def test_screenshot_every_outcome_badge_reads(shot: Shot) -> None:
+    assert len([p for p in shot.placed if p.where == "cell"]) == 5 * 4, "a cell outside the screenshot"
     check_badges(shot)
 
 
