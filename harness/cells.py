@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
-from harness import cleanup, hoststate
+from harness import cleanup, deadline, documented, hostlacks, hoststate, leftovers, procs
 from harness.classify import Observed, canonical, classify, combine_attempts, combine_examples, stable_refusal
-from harness.context import Ctx, Evidence, Refused
-from harness.outcomes import Outcome, verdict
+from harness.context import Ctx, DaemonLost, Evidence, Refused, TimedOut
+from harness.outcomes import Documented, Outcome, documented_verdict, verdict
 from harness.scenario import Scenario
 from harness.session import Session
 
@@ -38,6 +38,10 @@ def draw_examples(spec: Scenario, budget: int) -> list[dict[str, Any]]:
     return list(unique.values())
 
 
+SETTLE_S = 10.0
+"""How long Docker may take to finish tearing a removed container down before what remains is a leftover."""
+
+
 def _cell_dir(run_dir: Path, scenario_id: str, runtime: str) -> Path:
     return run_dir / "cells" / scenario_id.replace("/", "__") / runtime
 
@@ -56,28 +60,79 @@ class CellRunner:
         ctx = Ctx(self.s.client, runtime, self.s.run_id, f"{spec.id}@{runtime}", self.s.image, evidence,
                   on_create=remember)
         before = hoststate.snapshot() if spec.host_sensitive else None
-        observation = refusal = error = None
+        observation = refusal = error = timed_out = None
         try:
-            observation = spec.observe(ctx, **params)
+            with deadline.limit(spec.timeout, f"{spec.id} under {runtime}"):
+                observation = spec.observe(ctx, **params)
             if not isinstance(observation, dict):
                 raise TypeError(f"oracle of {spec.id} returned {type(observation).__name__}, not a dict")
             canonical(observation)
+        except (TimedOut, deadline.ScenarioTimeout) as e:
+            timed_out = str(e)
         except Refused as e:
             refusal = str(e)
+        except DaemonLost:
+            error = traceback.format_exc()
         except Exception:
             error = traceback.format_exc()
+        # Recorded before anything is cleaned up: an oracle's clean-up may put a host value back.
+        changes = hoststate.diff(before, {**before, **hoststate.sysctls()}) if before is not None else []
+        if timed_out is not None:
+            # A hung runtime would hang `docker rm -f` too: end its shims first, by pid, and say so.
+            for cid, pid in cleanup.shims_by_container().items():
+                if cid in created:
+                    evidence.save("timeout-killed.txt", f"shim {pid} of {cid}: pids {procs.kill_tree(pid)}\n")
         problems = ctx.cleanup()
-        leaks = cleanup.kill_orphan_shims(created, self.s.client)
+        left = self._leftovers(runtime, created)
         markers = (*created, *ctx.daemon_names)
-        changes = hoststate.settled_diff(before, markers) if before is not None else []
-        if problems or leaks:
-            evidence.save("leftovers.txt", "\n".join(problems + leaks) + "\n")
-        if problems and error is None and refusal is None:
-            changes = [*changes, *(f"left behind: {p}" for p in problems)]
+        if before is not None:
+            changes = list(dict.fromkeys([*changes, *hoststate.settled_diff(before, markers)]))
+        if problems or left:
+            evidence.save("leftovers.txt", "\n".join(problems + left) + "\n")
+        changes = [*changes, *(f"left behind: {p}" for p in [*problems, *left])]
         evidence.save("commands.txt", "\n".join(evidence.commands) + "\n")
         if ctx.notes:
             evidence.save("notes.json", ctx.notes)
-        return Observed(observation, refusal, error, tuple(changes))
+        unavailable = None
+        if runtime == self.s.baseline and error is None and timed_out is None:
+            unavailable, error = self._unavailable(spec, observation, refusal)
+        return Observed(observation, refusal, error, tuple(changes), timed_out, unavailable)
+
+    def _unavailable(self, spec: Scenario, observation: dict[str, Any] | None,
+                     refusal: str | None) -> tuple[str | None, str | None]:
+        """Whether runc's failure is one the scenario declares and the host confirms: (reason, error).
+        runc failed when Docker refused, or when it did not produce what Docker documents."""
+        failed = refusal is not None or (
+            bool(spec.documented) and documented.judge_example(spec.documented, observation, None, None, None)
+            .verdict == Documented.FAILS)
+        if not failed:
+            return None, None
+        declared = self.s.registry.unavailable_when(spec.id)
+        lacking = hostlacks.first_lacking(declared)
+        if lacking is not None:
+            return f"{lacking[0]}: {lacking[1]}", None
+        if refusal is None:
+            return None, None  # runc did less than Docker documents, on a host that lacks nothing: compare
+        return None, (f"runc's baseline failed, and no reason the scenario declares holds on this host "
+                      f"(declared: {', '.join(declared) or 'none'}): {refusal}")
+
+    def _leftovers(self, runtime: str, created: set[str]) -> list[str]:
+        """Processes, shims and runtime state the cell's containers left, given Docker a moment to finish."""
+        if not created:
+            return []
+        info = self.s.available.get(runtime)
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            shims = leftovers.orphan_shims(created, self.s.client)
+            found = [*leftovers.in_cgroups(created),
+                     *(line for cid, pid in shims.items() for line in leftovers.describe_shim(cid, pid)),
+                     *(leftovers.runtime_listing(runtime, info.path, info.args, created) if info else [])]
+            if not found or time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
+        for pid in shims.values():
+            procs.kill_tree(pid)  # found and reported; the next cell must not inherit it
+        return found
 
     def _baseline(self, spec: Scenario, params: dict[str, Any], attempt: int, where: Path) -> Observed:
         key = (spec.id, canonical(params), attempt)
@@ -92,6 +147,7 @@ class CellRunner:
         base_dir = _cell_dir(self.s.run_dir, spec.id, f"_baseline-{self.s.baseline}")
         examples: list[dict[str, Any]] = []
         per_example: list[Outcome] = []
+        judged: list[documented.Judgement] = []
         commands: list[str] = []
         for i, params in enumerate(draw_examples(spec, self.s.options.budget(target))):
             attempts = []
@@ -104,14 +160,24 @@ class CellRunner:
                 norm = ((spec.normalise or (lambda o: o))(tgt.observation) if tgt.observation is not None
                         else stable_refusal(tgt.refusal or ""))
                 attempts.append((outcome, norm))
-                examples.append({"params": params, "attempt": attempt, "baseline": _observed(base),
-                                 "target": _observed(tgt), "outcome": str(outcome)})
+                example = {"params": params, "attempt": attempt, "baseline": _observed(base),
+                           "target": _observed(tgt), "outcome": str(outcome)}
+                if outcome == Outcome.BASELINE_UNAVAILABLE:
+                    j = documented.judge_example(spec.documented, tgt.observation, tgt.refusal, tgt.timed_out,
+                                                 tgt.error)
+                    judged.append(j)
+                    example["documented"] = j.record()
+                examples.append(example)
             per_example.append(combine_attempts(attempts))
         outcome = combine_examples(per_example)
         exp = self.s.registry.expectation(spec.id, target)
+        judgement = documented.combine(judged) if outcome == Outcome.BASELINE_UNAVAILABLE else None
+        unavailable = sorted({e["baseline"]["unavailable"] for e in examples if e["baseline"]["unavailable"]})
         cell = {
             "scenario": spec.id, "runtime": target, "run_id": self.s.run_id, "outcome": str(outcome),
-            "reason": None, "examples": examples, "attempts": self.s.options.repeat,
+            "reason": "; ".join(unavailable) if outcome == Outcome.BASELINE_UNAVAILABLE else None,
+            "documented": judgement.record() if judgement else None,
+            "examples": examples, "attempts": self.s.options.repeat,
             "duration_s": round(time.monotonic() - started, 2),
             "evidence": {"dir": str(cell_dir.relative_to(self.s.run_dir)), "commands": commands[:200]},
         }
@@ -123,8 +189,13 @@ class CellRunner:
                         pytrace=False)
         v = exp.judge(outcome) if exp else verdict(outcome, None)
         self.s.verdicts.append((spec.id, target, str(outcome), str(exp.outcome) if exp else None, str(v)))
+        if judgement is not None:
+            expected = exp.documented if exp else None
+            dv = documented_verdict(judgement.verdict, expected)
+            self.s.verdicts.append((spec.id, target, f"documented {judgement.verdict}",
+                                    f"documented {expected}" if expected else None, str(dv)))
 
 
 def _observed(o: Observed) -> dict[str, Any]:
     return {"observation": o.observation, "refusal": o.refusal, "error": o.error,
-            "host_changes": list(o.host_changes)}
+            "host_changes": list(o.host_changes), "timed_out": o.timed_out, "unavailable": o.unavailable}

@@ -25,6 +25,14 @@ class Refused(Exception):
     """A Docker operation failed under the runtime being observed; the message is the evidence."""
 
 
+class TimedOut(Exception):
+    """A Docker operation (or the whole oracle) got no answer in time: a hang, never a deliberate refusal."""
+
+
+class DaemonLost(Exception):
+    """The Docker daemon stopped answering at all (connection refused or reset): the suite cannot observe."""
+
+
 @dataclass
 class ExecResult:
     code: int
@@ -62,8 +70,10 @@ def refusals(what: str) -> Iterator[None]:
         raise Refused(f"{what}: {e.explanation or e}") from e
     except docker.errors.ContainerError as e:
         raise Refused(f"{what}: exit {e.exit_status}: {e.stderr!r}") from e
-    except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as e:
-        raise Refused(f"{what}: no answer from Docker ({e.__class__.__name__})") from e
+    except requests.exceptions.ReadTimeout as e:
+        raise TimedOut(f"{what}: no answer from Docker in time ({e.__class__.__name__})") from e
+    except requests.exceptions.ConnectionError as e:
+        raise DaemonLost(f"{what}: lost the connection to Docker ({e.__class__.__name__}: {e})") from e
 
 
 class Ctx:
@@ -177,7 +187,7 @@ class Ctx:
             proc = subprocess.run(["docker", "-H", self.docker_host, *args], capture_output=True,
                                   text=not binary, input=input, timeout=timeout)
         except subprocess.TimeoutExpired as e:
-            raise Refused(f"docker {' '.join(args)}: no answer within {timeout}s") from e
+            raise TimedOut(f"docker {' '.join(args)}: no answer within {timeout}s") from e
         if check and proc.returncode != 0:
             err = proc.stderr.decode(errors="replace") if binary else proc.stderr
             raise Refused(f"docker {' '.join(args[:2])}: exit {proc.returncode}: {err.strip()[:800]}")

@@ -1,10 +1,11 @@
 """The release gate: a run must match the registry, both ways, and must not be worse than a previous run.
 
 Failures: a cell worse than its expectation (regression), a cell better than it (unexpected pass: the
-registry is stale), any `error` cell (a suite bug hides the real outcome), and with a previous run, any cell
-that got worse since. Warnings, failures under --strict: cells without an expectation, cells that changed
-to or from an unranked outcome (e.g. runc's baseline became unavailable), and runtimes in the run without a
-result for a registered scenario. Runtimes the registry lists but the run did not include are not judged.
+registry is stale), the same two for the documented-behaviour result of a baseline-unavailable cell, any
+`error` cell (a suite bug hides the real outcome), and with a previous run, any cell that got worse since.
+Warnings, failures under --strict: cells without an expectation, cells that changed to or from an unranked
+outcome (e.g. runc's baseline became unavailable), and runtimes in the run without a result for a registered
+scenario. Runtimes the registry lists but the run did not include are not judged.
 """
 
 from __future__ import annotations
@@ -95,6 +96,16 @@ def check(m: Matrix, previous: dict[str, Any] | None = None, *, strict: bool = F
                                 c.expectation.outcome.value if c.expectation else None, c.outcome.value,
                                 c.expectation.reason if c.expectation else None, _link(m, c),
                                 _first_difference(m, c)))
+    for c in m.cells:
+        if c.documented_verdict is None or c.documented_verdict == Verdict.EXPECTED or c.silent:
+            continue
+        level, kind = _KINDS[c.documented_verdict]
+        expected = c.expectation.documented if c.expectation else None
+        findings.append(Finding(
+            Level.FAIL if strict else level, f"documented {kind}", c.scenario, c.runtime,
+            f"documented {expected}" if expected else None,
+            f"documented {c.documented or 'unjudged'}", c.expectation.reason if c.expectation else None,
+            _link(m, c), "failed checks: " + "; ".join(c.documented_failed) if c.documented_failed else None))
     if previous is not None:
         current = {"run_id": m.run_id, "cells": [c.record for c in m.cells if c.record is not None]}
         for ch in diff(previous, current):

@@ -12,11 +12,9 @@ SYSCTLS = (
     "net/ipv4/ip_forward", "net/ipv4/ping_group_range", "net/ipv4/ip_unprivileged_port_start",
     "net/ipv4/tcp_syncookies", "net/core/somaxconn", "net/ipv4/conf/all/forwarding",
     "kernel/shmmax", "kernel/shmmni", "kernel/msgmax", "kernel/sem", "fs/mqueue/msg_max",
-    "kernel/hostname", "kernel/domainname", "vm/overcommit_memory",
+    "kernel/hostname", "kernel/domainname", "vm/overcommit_memory", "vm/swappiness", "kernel/panic",
 )
-WATCHED_COMMANDS = ("qemu-system-x86", "runsc-sandbox", "runsc-gofer", "runsc", "criu", "runvm",
-                    "containerd-shim", "dockerd", "containerd", "docker-proxy")
-
+"""Every key a scenario draws or writes, and the host-wide ones a runtime could change by mistake."""
 Snapshot = dict[str, frozenset[str]]
 
 
@@ -65,29 +63,6 @@ def _mounts() -> set[str]:
     return out
 
 
-def _processes() -> set[str]:
-    from runtime.runvm.vm import pool
-
-    spares = {str(pid) for pid in pool.pids()}  # runvm --pool's idle VMs and keepers belong to no container
-    out = set()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or entry.name in spares:
-            continue
-        try:
-            comm = Path(entry.path, "comm").read_text().strip()
-            if Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                continue  # a zombie is gone, only not yet reaped
-        except (OSError, IndexError):
-            continue
-        if comm.startswith(WATCHED_COMMANDS):
-            try:
-                args = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                args = ""
-            out.add(f"process {entry.name} {comm} {args[:400].strip()}")
-    return out
-
-
 def _netns() -> set[str]:
     out = set()
     for d in ("/run/netns", "/var/run/docker/netns"):
@@ -96,12 +71,17 @@ def _netns() -> set[str]:
     return out
 
 
+def sysctls() -> Snapshot:
+    """The watched sysctls alone: taken when the oracle returns, before any clean-up could put one back."""
+    return {"sysctls": frozenset(_sysctls())}
+
+
 def snapshot() -> Snapshot:
     links, addrs, routes, qdiscs = _links_and_addrs()
     return {
         "links": frozenset(links), "addresses": frozenset(addrs), "routes": frozenset(routes),
         "qdiscs": frozenset(qdiscs), "sysctls": frozenset(_sysctls()), "mounts": frozenset(_mounts()),
-        "processes": frozenset(_processes()), "netns": frozenset(_netns()),
+        "netns": frozenset(_netns()),
     }
 
 
@@ -136,8 +116,6 @@ def relevant(change: str, markers: tuple[str, ...]) -> bool:
     kind = body.split(" ", 1)[0]
     if any(m and m in body for m in markers):
         return True
-    if kind == "process":
-        return False  # a leaked process of ours names our container or daemon in its command line
     if kind == "mount":
         return not body.split()[1].startswith(DOCKER_PATHS)
     if kind == "netns":

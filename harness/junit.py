@@ -13,7 +13,7 @@ from pathlib import Path
 from harness.matrix import CellView, Matrix
 from harness.outcomes import Outcome, Verdict
 from harness.render import evidence
-from harness.render.words import verdict_text
+from harness.render.words import cell_documented, verdict_text
 
 _FAILING = {Verdict.REGRESSION: "regression", Verdict.UNEXPECTED_PASS: "unexpected-pass"}
 
@@ -21,6 +21,10 @@ _FAILING = {Verdict.REGRESSION: "regression", Verdict.UNEXPECTED_PASS: "unexpect
 def _message(c: CellView) -> str:
     expected = c.expectation.outcome.value if c.expectation else "none"
     text = f"observed {c.outcome.value}, expected {expected}"
+    if c.documented is not None:
+        text += f"; {cell_documented(c)}"
+        if c.expectation is not None and c.expectation.documented is not None:
+            text += f", expected documented {c.expectation.documented}"
     if c.expectation is not None:
         text += f" ({c.expectation.reason})"
         if c.expectation.link:
@@ -55,6 +59,11 @@ def _testcase(m: Matrix, c: CellView) -> tuple[ET.Element, str]:
     if c.verdict in _FAILING:
         message = f"{verdict_text(c)}: {_message(c)}"
         ET.SubElement(case, "failure", {"message": message, "type": _FAILING[c.verdict]}).text = text
+        return case, "failure"
+    if c.documented_verdict in _FAILING:
+        kind = _FAILING[c.documented_verdict]  # type: ignore[index]
+        ET.SubElement(case, "failure", {"message": f"documented {kind}: {_message(c)}",
+                                        "type": f"documented-{kind}"}).text = text
         return case, "failure"
     if c.record is None or c.outcome == Outcome.NOT_RUN:
         ET.SubElement(case, "skipped", {"message": c.note or "not run"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.outcomes import Outcome, Verdict, verdict
+from harness.outcomes import Documented, Outcome, Verdict, documented_verdict, verdict
 from harness.registry import Expectation, Registry
 
 UNREGISTERED = "unregistered"
@@ -50,6 +50,11 @@ class CellView:
     """The results.json cell, None when the run has no record for it."""
     note: str | None = None
     """Why the cell has no record, or the record's own reason."""
+    documented: Documented | None = None
+    """Where the baseline was unavailable: did the target do what Docker documents?"""
+    documented_failed: tuple[str, ...] = ()
+    documented_verdict: Verdict | None = None
+    """The documented result against the registry's `documented` expectation (None: nothing to judge)."""
 
     @property
     def silent(self) -> bool:
@@ -162,8 +167,14 @@ def _cell_view(scenario: str, runtime: RuntimeView, record: dict[str, Any] | Non
                         True, None, NO_CELL)
     outcome = Outcome(record["outcome"])
     judged = expectation.judge(outcome) if expectation else verdict(outcome, None)
+    doc = record.get("documented")
+    documented = Documented(doc["verdict"]) if doc else None
+    expected_doc = expectation.documented if expectation else None
+    doc_verdict = (documented_verdict(documented, expected_doc) if documented is not None
+                   else documented_verdict(Documented.UNJUDGED, expected_doc) if expected_doc is not None
+                   and outcome == Outcome.BASELINE_UNAVAILABLE else None)
     return CellView(scenario, runtime.name, outcome, expectation, judged, True, record,
-                    record.get("reason"))
+                    record.get("reason"), documented, tuple(doc["failed"]) if doc else (), doc_verdict)
 
 
 def _unregistered_entry(scenario_id: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from harness import paths, schema
-from harness.outcomes import Outcome, Verdict, verdict
+from harness.outcomes import Documented, Outcome, Verdict, verdict
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,8 @@ class Expectation:
     link: str | None = None
     tolerate: tuple[Outcome, ...] = ()
     """Other outcomes seen for this cell on healthy runs (a race in the runtime, say): the reason says why."""
+    documented: Documented | None = None
+    """For a cell whose baseline is unavailable: whether the target is expected to do what Docker documents."""
 
     def judge(self, observed: Outcome) -> Verdict:
         if observed in self.tolerate:
@@ -48,7 +50,12 @@ class Registry:
         if exp is None:
             return None
         return Expectation(Outcome(exp["outcome"]), exp["reason"], exp.get("link"),
-                           tuple(Outcome(o) for o in exp.get("tolerate") or ()))
+                           tuple(Outcome(o) for o in exp.get("tolerate") or ()),
+                           Documented(exp["documented"]) if exp.get("documented") else None)
+
+    def unavailable_when(self, scenario_id: str) -> tuple[str, ...]:
+        """The ids of the host deficits (harness/hostlacks.py) that may make runc's baseline unavailable."""
+        return tuple(r["id"] for r in self.scenario(scenario_id).get("unavailable_when") or ())
 
 
 def load(path: Path = paths.REGISTRY) -> Registry:

@@ -13,10 +13,13 @@ from typing import Any
 from hypothesis import strategies as st
 
 from harness.classify import Normaliser
+from harness.documented import Check
 
 Oracle = Callable[..., dict[str, Any]]
 
 SCENARIOS: dict[str, Scenario] = {}
+DEFAULT_TIMEOUT_S = 150.0
+"""Far above any healthy cell (runvm's slowest take ~20 s under TCG), well below Docker's 180 s client timeout."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,10 @@ class Scenario:
     """Snapshot host state around the oracle; a difference is `host-impact`."""
     pairs_with_baseline: bool = False
     """The oracle also starts containers under the baseline runtime itself (e.g. --net=container pairs)."""
-    timeout: float = 600
+    timeout: float = DEFAULT_TIMEOUT_S
+    """Seconds one execution of the oracle (one example, one attempt, one runtime) may take; then timed-out."""
+    documented: tuple[Check, ...] = ()
+    """What Docker documents as the effect, judged on the target wherever the baseline is unavailable."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -43,7 +49,8 @@ class Scenario:
 def scenario(scenario_id: str, *, params: st.SearchStrategy[dict[str, Any]] | None = None,
              examples: list[dict[str, Any]] | None = None, normalise: Normaliser | None = None,
              host_sensitive: bool = False, pairs_with_baseline: bool = False,
-             timeout: float = 600) -> Callable[[Oracle], Callable[..., None]]:
+             timeout: float = DEFAULT_TIMEOUT_S,
+             documented: list[Check] | tuple[Check, ...] = ()) -> Callable[[Oracle], Callable[..., None]]:
     """Register an oracle and return the pytest test that runs it for one (scenario, runtime) cell."""
 
     def decorate(fn: Oracle) -> Callable[..., None]:
@@ -51,7 +58,7 @@ def scenario(scenario_id: str, *, params: st.SearchStrategy[dict[str, Any]] | No
             raise ValueError(f"scenario id {scenario_id!r} declared twice "
                              f"({SCENARIOS[scenario_id].observe.__module__} and {fn.__module__})")
         spec = Scenario(scenario_id, fn, params, tuple(examples or ()), normalise, host_sensitive,
-                        pairs_with_baseline, timeout)
+                        pairs_with_baseline, timeout, tuple(documented))
         SCENARIOS[scenario_id] = spec
 
         def test(cell_runner: Any, target: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from markupsafe import Markup
 
 from harness.matrix import CellView, Matrix, ScenarioView
-from harness.outcomes import Outcome, Verdict
+from harness.outcomes import DOCUMENTED_MEANINGS, Documented, Outcome, Verdict
 from harness.render import evidence, provenance
 from harness.render.jinja import environment
 from harness.render.words import (
@@ -149,6 +149,10 @@ def _detail(m: Matrix, s: ScenarioView, c: CellView) -> dict[str, Any]:
         "in_run": c.in_run, "note": c.note,
         "expected": exp.outcome.value if exp else None, "reason": exp.reason if exp else None,
         "link": exp.link if exp else None, "verdict": verdict_text(c),
+        "documented": c.documented.value if c.documented else None,
+        "documented_failed": list(c.documented_failed),
+        "documented_expected": exp.documented.value if exp and exp.documented else None,
+        "documented_verdict": VERDICT_WORDS[c.documented_verdict] if c.documented_verdict else None,
         "summary": s.summary, "workaround": s.workaround,
         "links": [{"href": u, "label": link_label(u)} for u in s.links],
         "examples": [{"heading": e.heading(), "lines": [line.text() for line in e.lines], "hidden": e.hidden}
@@ -167,6 +171,9 @@ def _tooltip(m: Matrix, c: CellView, detail: dict[str, Any]) -> str:
     lines = [head]
     if c.verdict is not None and c.verdict != Verdict.EXPECTED:
         lines.append(verdict_text(c))
+    if c.documented is not None:
+        lines.append(f"documented: {c.documented.value}"
+                     + (f" (failed: {'; '.join(c.documented_failed)})" if c.documented_failed else ""))
     for e in detail["examples"][:1]:
         lines += e["lines"][:TOOLTIP_LINES]
     return "\n".join(lines)
@@ -177,6 +184,8 @@ def _verdict_class(c: CellView) -> str:
         return "absent"
     if c.silent:
         return "v-none"
+    if c.verdict == Verdict.EXPECTED and c.documented_verdict not in (None, Verdict.EXPECTED):
+        return "v-" + c.documented_verdict.value  # type: ignore[union-attr]
     return "v-" + c.verdict.value
 
 
@@ -197,6 +206,8 @@ def context(m: Matrix) -> dict[str, Any]:
             cells.append({"key": cell_key(c), "runtime": c.runtime, "outcome": c.outcome.value,
                           "cls": badge_class(c.outcome), "classes": f"{badge_class(c.outcome)} {_verdict_class(c)}",
                           "verdict": verdict_text(c), "word": c.outcome.value if c.in_run else "not run",
+                          "documented": c.documented.value if c.documented else None,
+                          "dcls": documented_class(c.documented.value) if c.documented else None,
                           "tooltip": _tooltip(m, c, d)})
         rows.append({"id": s.id, "anchor": s.anchor, "title": s.title, "section": s.section,
                      "severity": s.severity, "cells": cells})
@@ -206,6 +217,8 @@ def context(m: Matrix) -> dict[str, Any]:
                      for r in m.runtimes],
         "sections": [{"key": sec.key, "title": sec.title} for sec in m.sections],
         "legend": [{"outcome": o.value, "cls": badge_class(o), "meaning": meaning(o)} for o in Outcome],
+        "documented_legend": [{"word": d.value, "cls": documented_class(d.value), "meaning": DOCUMENTED_MEANINGS[d]}
+                              for d in Documented],
         "verdicts": [{"word": VERDICT_WORDS[v], "meaning": VERDICT_MEANINGS[v], "cls": "v-" + v.value}
                      for v in (Verdict.REGRESSION, Verdict.UNEXPECTED_PASS)],
         "badges": _styles(),

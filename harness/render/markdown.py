@@ -11,13 +11,15 @@ from typing import Any
 from tabulate import tabulate
 
 from harness.matrix import CellView, Matrix, ScenarioView
-from harness.outcomes import SYMBOLS, Outcome, Verdict
+from harness.outcomes import DOCUMENTED_MEANINGS, DOCUMENTED_SYMBOLS, SYMBOLS, Documented, Outcome, Verdict
 from harness.render import evidence, provenance
 from harness.render.jinja import environment
 from harness.render.words import (
     NOT_IN_RUN_WORD,
     VERDICT_MEANINGS,
     VERDICT_WORDS,
+    cell_documented,
+    documented_text,
     link_label,
     meaning,
     outcome_text,
@@ -46,6 +48,8 @@ def link(url: str) -> str:
 
 def _matrix_cell(c: CellView) -> str:
     if c.in_run:
+        if c.documented is not None:
+            return f"{outcome_text(c.outcome)} · {documented_text(c.documented)}"
         return outcome_text(c.outcome)
     if c.expectation is None:
         return f"{SYMBOLS[Outcome.NOT_RUN]} not run"
@@ -59,6 +63,22 @@ def matrix_table(m: Matrix) -> str:
     return table(headers, rows)
 
 
+def _expected(c: CellView) -> str:
+    if c.expectation is None:
+        return "none"
+    text = outcome_text(c.expectation.outcome)
+    if c.expectation.documented is not None:
+        text += f" · {documented_text(c.expectation.documented)}"
+    return text
+
+
+def _verdict(c: CellView) -> str:
+    text = verdict_text(c)
+    if c.documented_verdict is not None:
+        text += f" · documented: {VERDICT_WORDS[c.documented_verdict]}"
+    return text
+
+
 def _reason(c: CellView) -> str:
     if c.expectation is None:
         return ""
@@ -70,20 +90,21 @@ def _observed(c: CellView) -> str:
     if not c.in_run:
         return NOT_IN_RUN_WORD
     note = f" ({c.note})" if c.note else ""
-    return outcome_text(c.outcome) + note
+    documented = f"; {cell_documented(c)}" if c.documented is not None else ""
+    return outcome_text(c.outcome) + note + documented
 
 
 def outcomes_table(s: ScenarioView) -> str:
-    rows = [[c.runtime, _observed(c), outcome_text(c.expectation.outcome) if c.expectation else "none",
-             verdict_text(c), _reason(c)] for c in s.cells if c.in_run or c.expectation is not None]
+    rows = [[c.runtime, _observed(c), _expected(c), _verdict(c), _reason(c)]
+            for c in s.cells if c.in_run or c.expectation is not None]
     return table(["runtime", "observed", "expected", "verdict", "why"], rows)
 
 
 def disagreements_table(m: Matrix) -> str:
-    rows = [[f"[{s.title}](#{s.anchor})", c.runtime, outcome_text(c.expectation.outcome) if c.expectation
-             else "none", outcome_text(c.outcome), verdict_text(c), _reason(c)]
+    rows = [[f"[{s.title}](#{s.anchor})", c.runtime, _expected(c), _observed(c), _verdict(c), _reason(c)]
             for s in m.scenarios for c in s.cells
-            if c.verdict not in (None, Verdict.EXPECTED, Verdict.UNEXPECTED_NOT_RUN) and not c.silent]
+            if not c.silent and (c.verdict not in (None, Verdict.EXPECTED, Verdict.UNEXPECTED_NOT_RUN)
+                                 or c.documented_verdict not in (None, Verdict.EXPECTED))]
     if not rows:
         return ""
     return table(["scenario", "runtime", "expected", "observed", "verdict", "why"], rows)
@@ -158,6 +179,8 @@ def context(m: Matrix) -> dict[str, Any]:
         "title": m.title, "intro": m.intro, "source": m.source, "run_id": m.run_id, "baseline": m.baseline,
         "merged": bool(m.hosts),
         "legend": table(["", "outcome", "meaning"], [[SYMBOLS[o], o.value, meaning(o)] for o in Outcome]),
+        "documented_legend": table(["", "documented", "meaning"],
+                                   [[DOCUMENTED_SYMBOLS[d], d.value, DOCUMENTED_MEANINGS[d]] for d in Documented]),
         "verdicts": table(["verdict", "meaning"], [[VERDICT_WORDS[v], VERDICT_MEANINGS[v]] for v in Verdict]),
         "runtimes": table(["runtime", "what it is", "in this run"], runtimes),
         "matrix": matrix_table(m), "summary": summary_lines(m), "disagreements": disagreements_table(m),

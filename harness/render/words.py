@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 from harness.matrix import CellView
-from harness.outcomes import MEANINGS, SYMBOLS, Outcome, Verdict
+from harness.outcomes import DOCUMENTED_SYMBOLS, MEANINGS, SYMBOLS, Documented, Outcome, Verdict
 
 VERDICT_WORDS: dict[Verdict, str] = {
     Verdict.EXPECTED: "expected",
@@ -43,6 +43,21 @@ def verdict_text(cell: CellView) -> str:
     if cell.verdict is None:
         return NOT_IN_RUN_WORD
     return VERDICT_WORDS[cell.verdict]
+
+
+def documented_text(documented: Documented | str) -> str:
+    d = Documented(documented)
+    return f"{DOCUMENTED_SYMBOLS[d]} documented: {d}"
+
+
+def cell_documented(cell: CellView) -> str:
+    """The second result of a baseline-unavailable cell, with the checks that failed."""
+    if cell.documented is None:
+        return ""
+    text = documented_text(cell.documented)
+    if cell.documented_failed:
+        text += " (" + "; ".join(cell.documented_failed) + ")"
+    return text
 
 
 def link_label(url: str) -> str:

@@ -118,6 +118,11 @@
     pair(dl, "expected", d.expected);
     pair(dl, "why", d.reason);
     pair(dl, "verdict", d.verdict);
+    if (d.documented) {
+      pair(dl, "documented", d.documented + (d.documented_failed.length ? " (failed: " + d.documented_failed.join("; ") + ")" : ""));
+      pair(dl, "documented expected", d.documented_expected);
+      pair(dl, "documented verdict", d.documented_verdict);
+    }
     pair(dl, "expectation link", d.link, d.link);
     pair(dl, "run", d.run_id);
     pair(dl, "duration", d.duration_s === null ? null : d.duration_s + " s");

@@ -1,0 +1,86 @@
+"""What a cell's containers left on the host after clean-up, found the way the host itself knows them.
+
+Three independent views, none of them a guess from a command line: the processes still in a cgroup of one of
+the cell's containers (a leaked VM stays in the container's cgroup), the containerd shims whose exact `-id`
+names a container Docker no longer has (and everything below them), and the runtime's own `list` under the
+root Docker gave it (runc-CLI compatible runtimes answer it). Each finding is host impact; the orphan shims
+are killed afterwards, by pid, so the next cell starts clean.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+
+import docker
+
+from harness import procs
+from harness.cleanup import shims_by_container
+
+EXEC_ROOT = Path("/var/run/docker")
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def in_cgroups(container_ids: Iterable[str]) -> list[str]:
+    """Live processes whose cgroup path (any hierarchy) names one of the containers."""
+    ids = [c for c in container_ids if c]
+    found = []
+    if not ids:
+        return found
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            groups = Path(entry.path, "cgroup").read_text()
+        except OSError:
+            continue
+        hit = next((cid for cid in ids if cid in groups), None)
+        if hit is not None and procs.alive(int(entry.name)):
+            found.append(f"process {entry.name} ({_comm(int(entry.name))}) still in the cgroup of container "
+                         f"{hit[:12]}")
+    return sorted(found)
+
+
+def orphan_shims(container_ids: Iterable[str], client: docker.DockerClient) -> dict[str, int]:
+    """Shims of the given containers that Docker no longer knows: container id -> shim pid."""
+    wanted = set(container_ids)
+    existing = {c.id for c in client.containers.list(all=True, ignore_removed=True)}
+    return {cid: pid for cid, pid in shims_by_container().items()
+            if cid in wanted and cid not in existing and procs.alive(pid)}
+
+
+def describe_shim(cid: str, pid: int) -> list[str]:
+    below = [p for p in procs.descendants(pid) if procs.alive(p)]
+    return [f"orphan containerd shim {pid} of removed container {cid[:12]}"
+            + (f", with {len(below)} process(es) below it: "
+               + ", ".join(f"{p} ({_comm(p)})" for p in below[:8]) if below else "")]
+
+
+def runtime_listing(runtime: str, path: str, args: list[str], container_ids: Iterable[str],
+                    exec_root: Path = EXEC_ROOT) -> list[str]:
+    """Containers the runtime itself still lists under the root Docker passes it."""
+    root = exec_root / f"runtime-{runtime}" / "moby"
+    if not root.is_dir():
+        return []
+    try:
+        r = subprocess.run([path, *args, "--root", str(root), "list", "--format", "json"], capture_output=True,
+                           text=True, timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return [f"`{runtime} list` under {root} did not answer: {e}"]
+    if r.returncode != 0:
+        return []  # a runtime without a runc-style `list`: its listing says nothing here
+    try:
+        listed = {c.get("id") for c in json.loads(r.stdout or "null") or []}
+    except (ValueError, AttributeError):
+        return []
+    return [f"{runtime} still lists container {cid[:12]} under {root}" for cid in sorted(set(container_ids))
+            if cid in listed]
