@@ -13,6 +13,7 @@ CPUs as a float), so v1 and v2 hosts are described alike.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,11 +207,18 @@ def read(container_id: str, *, driver: str = "cgroupfs", parent: str = "", lay: 
                    dirs={c: str(d) for c, d in dirs.items()})
 
 
-def of_container(client: Any, container_id: str) -> Reading:
-    """read() for a container of `client`'s daemon: its cgroup driver and the container's --cgroup-parent."""
-    info = client.info()
+def reader(client: Any, container_id: str) -> Callable[[], Reading]:
+    """read() for a container of `client`'s daemon (its cgroup driver, the container's --cgroup-parent), as a
+    function to call again: the daemon is asked once, the files are read on every call."""
+    driver = str(client.info().get("CgroupDriver") or "cgroupfs")
     parent = client.api.inspect_container(container_id)["HostConfig"].get("CgroupParent") or ""
-    return read(container_id, driver=str(info.get("CgroupDriver") or "cgroupfs"), parent=parent)
+    lay = layout()
+    return lambda: read(container_id, driver=driver, parent=parent, lay=lay)
+
+
+def of_container(client: Any, container_id: str) -> Reading:
+    """One read() of a container of `client`'s daemon."""
+    return reader(client, container_id)()
 
 
 # --- meanings ---------------------------------------------------------------------------------------------------

@@ -62,6 +62,14 @@ def _draw(key: str) -> st.SearchStrategy[dict[str, Any]]:
           host_sensitive=True)
 def test_sysctl(ctx: Ctx, key: str, value: int) -> dict[str, Any]:
     host_before = _host_value(key)
+
+    def restore_host_sysctl() -> None:
+        """Put the host's value back, in clean-up: the harness snapshots host sysctls before clean-up, so a
+        runtime that moved it is seen as host impact (and the observation says so), yet the host is mended."""
+        if host_before != ABSENT and _host_value(key) != host_before:
+            Path(_proc_path(key)).write_text(host_before + "\n")
+
+    ctx.on_cleanup(restore_host_sysctl)
     script = f"cat {_proc_path(key)} 2>/dev/null || echo {ABSENT}"
     obs: dict[str, Any] = {}
     if key in HOST_WIDE:
@@ -80,6 +88,4 @@ def test_sysctl(ctx: Ctx, key: str, value: int) -> dict[str, Any]:
         inside = " ".join(res.stdout.split()) or ABSENT
         obs.update(inside=inside, applied=inside == str(value))
     obs["host_unchanged"] = _host_value(key) == host_before
-    if not obs["host_unchanged"] and host_before != ABSENT:
-        Path(_proc_path(key)).write_text(host_before + "\n")  # put the host back; the observation says it moved
     return obs
