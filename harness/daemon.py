@@ -77,7 +77,8 @@ def _main_runtimes() -> dict[str, Any]:
 
 class DisposableDaemon:
     def __init__(self, run_id: str, *, default_runtime: str | None = None, env: dict[str, str] | None = None,
-                 flags: list[str] | None = None, experimental: bool = True) -> None:
+                 flags: list[str] | None = None, experimental: bool = True,
+                 runtimes: dict[str, Any] | None = None) -> None:
         self.name = "d" + secrets.token_hex(3)
         octet = _free_subnet_octet()
         self.record = DaemonRecord(
@@ -89,6 +90,8 @@ class DisposableDaemon:
         self.env = env or {}
         self.flags = flags or []
         self.experimental = experimental
+        self.extra_runtimes = runtimes or {}
+        """Runtimes this daemon knows besides the host's (e.g. the suite's fault-injecting wrapper)."""
         self._client: docker.DockerClient | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -121,7 +124,7 @@ class DisposableDaemon:
         Path(rec.data_root).mkdir(parents=True, exist_ok=True)
         Path(rec.exec_root).mkdir(parents=True, exist_ok=True)
         self._create_bridge()
-        config = {"runtimes": _main_runtimes(), "experimental": self.experimental}
+        config = {"runtimes": {**_main_runtimes(), **self.extra_runtimes}, "experimental": self.experimental}
         if self.default_runtime:
             config["default-runtime"] = self.default_runtime
         config_path = Path(rec.data_root).parent / "daemon.json"

@@ -19,8 +19,7 @@ import docker
 
 from harness import procs
 from harness.cleanup import shims_by_container
-
-EXEC_ROOT = Path("/var/run/docker")
+from harness.paths import DOCKER_EXEC_ROOT
 
 
 def _comm(pid: int) -> str:
@@ -66,7 +65,7 @@ def describe_shim(cid: str, pid: int) -> list[str]:
 
 
 def runtime_listing(runtime: str, path: str, args: list[str], container_ids: Iterable[str],
-                    exec_root: Path = EXEC_ROOT) -> list[str]:
+                    exec_root: Path = DOCKER_EXEC_ROOT) -> list[str]:
     """Containers the runtime itself still lists under the root Docker passes it."""
     root = exec_root / f"runtime-{runtime}" / "moby"
     if not root.is_dir():

@@ -22,3 +22,5 @@ DOCKERD_PIDFILE = Path("/var/run/docker.pid")
 DOCKER_SOCK = Path("/var/run/docker.sock")
 STATE = Path("/var/lib/vmparity")
 """Host state owned by vmparity (disposable daemons' roots, the guest build cache)."""
+DOCKER_EXEC_ROOT = Path("/var/run/docker")
+"""dockerd's --exec-root: runtimes keep container state under runtime-<name>/moby there."""

@@ -71,6 +71,7 @@ class Session:
         self.provenance = provenance.collect(info, version, {t: self.available[t] for t in self.targets}, opts)
         self.provenance["leftovers_removed_at_start"] = self.leftovers
         self.store = ResultsStore(self.run_dir, self.run_id, self.baseline, self.targets, self.provenance)
+        self.exec_root = paths.DOCKER_EXEC_ROOT
         self.baseline_cache: dict[tuple[str, str, int], Any] = {}
         self.verdicts: list[tuple[str, str, str, str | None, str]] = []
 
