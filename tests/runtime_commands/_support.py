@@ -9,14 +9,13 @@ import shlex
 import subprocess
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import docker
 from docker.models.containers import Container
 
 from harness.context import Ctx, Refused, refusals
-
-T = TypeVar("T")
+from tests.polling import Polled, poll
 
 _LONG_HEX = re.compile(r"\b[0-9a-f]{64}\b")
 _SHORT_HEX = re.compile(r"\b[0-9a-f]{12}\b")
@@ -76,16 +75,6 @@ def adopt(ctx: Ctx, container_name: str) -> None:
     ctx.on_cleanup(remove)
 
 
-def poll(probe: Callable[[], T], until: Callable[[T], bool], timeout: float, interval: float = 0.1) -> T:
-    """Call probe until its value satisfies until, or the time is up; return the last value either way."""
-    deadline = time.monotonic() + timeout
-    value = probe()
-    while not until(value) and time.monotonic() < deadline:
-        time.sleep(interval)
-        value = probe()
-    return value
-
-
 def state(ctx: Ctx, c: Container) -> dict[str, Any]:
     """The container's State from docker inspect."""
     return ctx.inspect(c)["State"]
@@ -113,6 +102,12 @@ def actions(ctx: Ctx, container_id: str, since: float) -> list[str]:
         kind = "" if e.get("Type") == "container" else f"{e.get('Type')} "
         out.append(kind + " ".join([action, *(f"{k}={attrs[k]}" for k in ATTRIBUTES if k in attrs)]))
     return out
+
+
+def actions_until(ctx: Ctx, container_id: str, since: float, until: Callable[[list[str]], bool],
+                  timeout: float = 3) -> Polled[list[str]]:
+    """actions() again until `until` holds: the daemon may publish an event a moment after the call returns."""
+    return poll(lambda: actions(ctx, container_id, since), until, timeout=timeout)
 
 
 COUNTER = "i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done"

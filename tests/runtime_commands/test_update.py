@@ -1,9 +1,10 @@
-"""`docker update` on a running container: each new limit takes effect where the workload runs.
+"""`docker update` on a running container: each new limit takes effect where the workload runs, and on the host.
 
 Runc rewrites the container's cgroup; a sandbox or VM runtime must apply the change to what the workload sees.
 The oracle updates memory(+swap), CPU quota/period and shares, cpuset and pids one after another and, after each,
 reads the cgroup files inside and provokes the limit: an allocation past the new memory limit, forks past the new
-pids limit, the affinity of a new process.
+pids limit, the affinity of a new process. It also reads the container's cgroup on the host (what `docker stats`,
+cAdvisor and the kubelet see) and what `docker stats` reports as the memory and pids limits.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from docker.models.containers import Container
 
+from harness import hostcgroup
 from harness.context import Ctx, refusals
 from harness.scenario import scenario
 from tests.runtime_commands._support import stable_refusals
@@ -37,6 +39,22 @@ def alloc(ctx: Ctx, c: Container, mib: int) -> str:
     return {0: "ok", 137: "killed"}.get(code, f"exit {code}")
 
 
+def host(ctx: Ctx, c: Container, *keys: str) -> dict[str, str]:
+    """The container's limits in its host cgroup, by meaning (see harness/hostcgroup.py); raw values in notes."""
+    reading = hostcgroup.of_container(ctx.client, c.id)
+    ctx.notes.setdefault("host_cgroup", []).append(reading.record())
+    limits = hostcgroup.limits(reading)
+    return {k: limits[k] for k in keys} if reading.found else limits
+
+
+def stats_limits(ctx: Ctx, c: Container) -> dict[str, str]:
+    """The memory and pids limits `docker stats` reports (it reads the host cgroup)."""
+    with refusals("docker stats"):
+        s = ctx.client.api.stats(c.id, stream=False, one_shot=True)
+    return {"memory": hostcgroup.describe_limit(hostcgroup.stats_memory(s)[0]),
+            "pids": hostcgroup.describe_count(hostcgroup.stats_pids(s)[0])}
+
+
 FLAGS = {"mem_limit": "memory", "memswap_limit": "memory-swap"}
 
 
@@ -57,7 +75,9 @@ FORKS = ("i=0; while [ $i -lt 100 ]; do sleep 5 </dev/null >/dev/null 2>&1 & i=$
 @stable_refusals
 def test_update(ctx: Ctx) -> dict[str, Any]:
     c = ctx.run(["sleep", "1000"], mem_limit="256m", memswap_limit="256m")
-    obs: dict[str, Any] = {"before": {"alloc_100m": alloc(ctx, c, 100)}}
+    obs: dict[str, Any] = {"before": {"alloc_100m": alloc(ctx, c, 100),
+                                      "host": host(ctx, c, "memory", "memory_swap", "cpus", "pids"),
+                                      "docker_stats": stats_limits(ctx, c)}}
 
     update(ctx, c, mem_limit="64m", memswap_limit="64m")
     f = cgroup_files(ctx, c, "memory/memory.limit_in_bytes", "memory/memory.memsw.limit_in_bytes")
@@ -67,12 +87,14 @@ def test_update(ctx: Ctx) -> dict[str, Any]:
         "alloc_32m": alloc(ctx, c, 32),
         "alloc_100m": alloc(ctx, c, 100),
         "container_running": ctx.inspect(c)["State"]["Running"],
+        "host": host(ctx, c, "memory", "memory_swap"),
+        "docker_stats_limit": stats_limits(ctx, c)["memory"],
     }
 
     update(ctx, c, cpu_quota=50000, cpu_period=100000, cpu_shares=512)
     f = cgroup_files(ctx, c, "cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us", "cpu/cpu.shares")
     obs["cpu"] = {"quota_us": f.get("cpu/cpu.cfs_quota_us"), "period_us": f.get("cpu/cpu.cfs_period_us"),
-                  "shares": f.get("cpu/cpu.shares")}
+                  "shares": f.get("cpu/cpu.shares"), "host": host(ctx, c, "cpus", "cpu_shares")}
 
     update(ctx, c, cpuset_cpus="0")
     f = cgroup_files(ctx, c, "cpuset/cpuset.cpus")
@@ -80,15 +102,18 @@ def test_update(ctx: Ctx) -> dict[str, Any]:
         "cpus": f.get("cpuset/cpuset.cpus"),
         "nproc_new_process": ctx.exec(c, "nproc").stdout.strip(),
         "pid1_affinity": ctx.exec(c, "taskset -p 1").stdout.strip().rsplit(" ", 1)[-1],
+        "host": host(ctx, c, "cpuset_cpus"),
     }
 
     ctx.cli("update", "--pids-limit", "20", c.id)
     f = cgroup_files(ctx, c, "pids/pids.max")
+    pids_host = {**host(ctx, c, "pids"), "docker_stats_limit": stats_limits(ctx, c)["pids"]}
     forks = ctx.exec(c, FORKS)
     started = [int(n) for n in forks.stdout.split() if n.isdigit()]
     obs["pids"] = {
         "max": f.get("pids/pids.max"),
         # 20 = sleep 1000 + the exec'd sh + 18 children under runc.
         "forks_before_refusal": started[-1] if started and "can't fork" in forks.stderr else "no refusal",
+        "host": pids_host,
     }
     return obs
