@@ -15,12 +15,12 @@ import os
 import secrets
 import shlex
 import socket
-import time
 from typing import Any
 
 from docker.models.containers import Container
 
 from harness.context import Ctx, Refused
+from tests.polling import poll
 
 PORT = 8080
 CONNECT_TIMEOUT_S = 3
@@ -66,15 +66,13 @@ def fetch(ctx: Ctx, c: Container, host: str, port: int = PORT, timeout: int = CO
 
 def wait_serving(ctx: Ctx, c: Container, port: int = PORT, host: str = "127.0.0.1", timeout_s: float = 20) -> str:
     """Poll from inside the server's container until it answers; a server that never does is the runtime's
-    failure to run it (Refused), so the cell records it rather than erroring."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        body = fetch(ctx, c, host, port, timeout=1)
-        if body:
-            return body
-        if time.monotonic() > deadline:
-            raise Refused(f"the server on {host}:{port} did not answer within {timeout_s:.0f}s")
-        time.sleep(0.2)
+    failure to run it (Refused), so the cell records it rather than erroring. How long it took is kept in notes
+    (a precondition of the scenarios, not their effect: under runc too the server starts a moment after `run`)."""
+    polled = poll(lambda: fetch(ctx, c, host, port, timeout=1), bool, timeout=timeout_s, interval=0.2)
+    ctx.notes[f"serving {c.name} {host}:{port}"] = polled.note()
+    if polled.timed_out or polled.value is None:
+        raise Refused(f"the server on {host}:{port} did not answer within {timeout_s:.0f}s")
+    return polled.value
 
 
 def ipv4_addrs(ctx: Ctx, c: Container) -> list[str]:
