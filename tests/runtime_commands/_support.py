@@ -14,7 +14,7 @@ from typing import Any
 import docker
 from docker.models.containers import Container
 
-from harness.context import Ctx, Refused, refusals
+from harness.context import Ctx, Refused, TimedOut, refusals
 from tests.polling import Polled, poll
 
 _LONG_HEX = re.compile(r"\b[0-9a-f]{64}\b")
@@ -61,7 +61,7 @@ def cli_bytes(ctx: Ctx, *args: str, input: bytes | None = None,
                               stdin=None if input is not None else subprocess.DEVNULL,
                               capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as e:
-        raise Refused(f"docker {' '.join(args[:2])}: no answer within {timeout}s") from e
+        raise TimedOut(f"docker {' '.join(args[:2])}: no answer within {timeout}s") from e
 
 
 def adopt(ctx: Ctx, container_name: str) -> None:
