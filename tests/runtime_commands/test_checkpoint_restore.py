@@ -15,6 +15,7 @@ from docker.models.containers import Container
 
 from harness.checkpoint_upload import start_from_checkpoint
 from harness.context import Ctx, Refused, refusals
+from harness.documented import Check
 from harness.scenario import scenario
 from tests.polling import poll
 from tests.runtime_commands._support import COUNTER, counter_values, stable_refusals, state
@@ -63,7 +64,14 @@ def _restore(ctx: Ctx, c: Container, cp: str, printed_before: int) -> dict[str, 
             "printed_3_within_10s": polled.reached, "running": state(ctx, c)["Status"] == "running"}
 
 
-@scenario("runtime_commands/checkpoint-restore")
+DOCUMENTED = [
+    Check("the counter resumes from its checkpointed value", lambda o: o["stop"]["resumed_from_saved"]),
+    Check("the container runs after the restore", lambda o: o["stop"]["running_after_restore"]),
+]
+"""docs.docker.com, `docker checkpoint`: a checkpointed container restarts from where it was frozen."""
+
+
+@scenario("runtime_commands/checkpoint-restore", documented=DOCUMENTED)
 @stable_refusals
 def test_checkpoint_restore(ctx: Ctx) -> dict[str, Any]:
     obs: dict[str, Any] = {}
