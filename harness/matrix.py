@@ -75,6 +75,10 @@ class ScenarioView:
     links: tuple[str, ...]
     registered: bool
     cells: tuple[CellView, ...]
+    documented: tuple[str, ...] = ()
+    """The checks of Docker's documented effect, in words."""
+    unavailable_when: tuple[str, ...] = ()
+    """The declared host deficits that may make runc's baseline unavailable ("id: text")."""
 
     @property
     def anchor(self) -> str:
@@ -205,6 +209,8 @@ def build(registry: Registry, doc: dict[str, Any]) -> Matrix:
             id=e["id"], title=e["title"], section=e["section"], area=area, severity=e["severity"],
             summary=" ".join(e["summary"].split()), oracle=e.get("oracle"), workaround=e.get("workaround"),
             links=tuple(e.get("links") or ()), registered=e["id"] in known, cells=cells,
+            documented=tuple(e.get("documented") or ()),
+            unavailable_when=tuple(f"{r['id']} ({r['text']})" for r in e.get("unavailable_when") or ()),
         )
         grouped.setdefault(e["section"], {}).setdefault(area, []).append(view)
 

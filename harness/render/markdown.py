@@ -156,7 +156,8 @@ def _scenario_context(m: Matrix, s: ScenarioView) -> dict[str, Any]:
     ev = scenario_evidence(m, s)
     return {
         "anchor": s.anchor, "title": s.title, "id": s.id, "severity": s.severity, "summary": s.summary,
-        "oracle": s.oracle, "workaround": s.workaround, "links": [link(u) for u in s.links],
+        "oracle": s.oracle, "workaround": s.workaround, "documented": list(s.documented),
+        "unavailable_when": list(s.unavailable_when), "links": [link(u) for u in s.links],
         "registered": s.registered, "outcomes": outcomes_table(s), "notes": merge_notes(m, s),
         "examples": [{"heading": e.heading(), "lines": [line.markdown() for line in e.lines], "hidden": e.hidden,
                       "alike": _alike(e)} for e in ev.examples],

@@ -16,3 +16,23 @@ def test_probes_answer_none_or_a_sentence() -> None:
     for rid in hostlacks.PROBES:
         answer = hostlacks.lacking(rid)
         assert answer is None or (isinstance(answer, str) and answer)
+
+
+def test_the_registry_states_each_scenarios_documented_checks_as_the_oracle_does() -> None:
+    import importlib
+    import pkgutil
+
+    import tests.networking
+    import tests.resources
+    import tests.runtime_commands
+    from harness.scenario import SCENARIOS
+
+    for pkg in (tests.runtime_commands, tests.networking, tests.resources):
+        for mod in pkgutil.iter_modules(pkg.__path__):
+            if mod.name.startswith("test_"):
+                importlib.import_module(f"{pkg.__name__}.{mod.name}")
+    reg = registry.load()
+    for sid, spec in SCENARIOS.items():
+        if sid not in reg.scenarios:
+            continue
+        assert [c.name for c in spec.documented] == list(reg.scenario(sid).get("documented") or []), sid
