@@ -74,14 +74,85 @@ def measure(runtime: str, count: int, settle_s: float) -> dict[str, object]:
             ctr.remove(force=True)
 
 
+def _anon_kib(pid: int, only: str | None = None, skip: str | None = None) -> int:
+    """Anonymous KiB of a process, of the mappings whose name contains `only` (or all but `skip`)."""
+    total, name = 0, ""
+    try:
+        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        head = line.split(maxsplit=5)
+        if head and "-" in head[0] and len(head) >= 5 and all(c in "0123456789abcdef-" for c in head[0]):
+            name = head[5] if len(head) > 5 else ""
+        elif line.startswith("Anonymous:"):
+            if (only is None or only in name) and (skip is None or skip not in name):
+                total += int(line.split()[1])
+    return total
+
+
+def _host_memory(cid: str) -> dict[str, int]:
+    d = Path("/sys/fs/cgroup/memory/docker") / cid
+    stat = dict(line.split() for line in (d / "memory.stat").read_text().splitlines())
+    return {"usage": int((d / "memory.usage_in_bytes").read_text()),
+            "peak": int((d / "memory.max_usage_in_bytes").read_text()),
+            "limit": int((d / "memory.limit_in_bytes").read_text()),
+            "rss": int(stat["rss"]), "cache": int(stat["cache"]), "procs": len((d / "cgroup.procs").read_text().split())}
+
+
+def overhead(runtime: str, settle_s: float, hogs: int, limit_mib: int = 64) -> dict[str, object]:
+    """What the host charges a runvm container beyond what its guest cgroup uses (the allowance runvm adds to a
+    memory limit on the host, runtime/runvm/limits.py): an idle `-m 64m` container's host cgroup, split into
+    QEMU's dirtied guest RAM (anonymous pages in the RAM mapping: what the guest wrote since the restore), QEMU's
+    own anonymous memory (heap, translation cache, stacks) and the vm-shim's; then the host cgroup's peak while a
+    `docker exec`'d allocator runs into the guest limit `hogs` times (and is OOM-killed in the guest)."""
+    c = client()
+    ctr = c.containers.run(image(), ["sleep", "3600"], runtime=runtime, detach=True, labels=LABEL,
+                           network_mode="none", mem_limit=f"{limit_mib}m")
+    try:
+        time.sleep(settle_s)
+        host = _host_memory(ctr.id)
+        state = ctr.attrs["State"]
+        shim_pid = int(c.api.inspect_container(ctr.id)["State"]["Pid"])
+        qemu = [p for p in procs.descendants(shim_pid) if Path(f"/proc/{p}/comm").read_text().startswith("qemu")]
+        guest = int(ctr.exec_run(["cat", "/sys/fs/cgroup/memory/memory.usage_in_bytes"]).output.decode().strip())
+        ram_mark = "memory" if runtime != "runvm-cold" else "ram0"
+        dirty = sum(_anon_kib(q, only="/templates/") for q in qemu) if runtime != "runvm-cold" else None
+        own = sum(_anon_kib(q, skip="/templates/") for q in qemu)
+        shim = _anon_kib(shim_pid)
+        del state, ram_mark
+        (Path("/sys/fs/cgroup/memory/docker") / ctr.id / "memory.max_usage_in_bytes").write_text("0")
+        codes = [ctr.exec_run(["dd", "if=/dev/zero", "of=/dev/null", f"bs={limit_mib + 36}M", "count=1"]).exit_code
+                 for _ in range(hogs)]
+        time.sleep(2)  # the OOM relay (runtime/runvm/oom.py) runs after the guest's OOM
+        after = _host_memory(ctr.id)
+        return {"runtime": runtime, "idle_host_mib": round(host["usage"] / MiB, 1),
+                "idle_guest_cgroup_mib": round(guest / MiB, 1),
+                "idle_overhead_mib": round((host["usage"] - guest) / MiB, 1),
+                "qemu_guest_ram_dirty_mib": round(dirty / 1024, 1) if dirty is not None else "-",
+                "qemu_own_anon_mib": round(own / 1024, 1), "shim_anon_mib": round(shim / 1024, 1),
+                "hog_exit_codes": codes, "peak_with_hogs_mib": round(after["peak"] / MiB, 1),
+                "peak_beyond_limit_mib": round(after["peak"] / MiB - limit_mib, 1),
+                "host_limit_mib": round(after["limit"] / MiB, 1) if after["limit"] < 1 << 60 else "unlimited"}
+    finally:
+        ctr.remove(force=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--containers", type=int, default=4)
     ap.add_argument("--settle", type=float, default=5.0, help="seconds to let the containers go idle")
     ap.add_argument("--runtime", action="append", default=None)
+    ap.add_argument("--overhead", action="store_true",
+                    help="instead: what the host charges a -m 64m runvm container beyond its guest cgroup")
+    ap.add_argument("--hogs", type=int, default=3, help="with --overhead: allocators run into the limit")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("bench.memory reads other processes' smaps: run as root")
+    if args.overhead:
+        for r in available(args.runtime or ["runvm", "runvm-tb32", "runvm-pool", "runvm-cold"]):
+            print(overhead(r, args.settle, args.hogs))
+        return 0
     rows = [measure(r, args.containers, args.settle) for r in available(args.runtime or DEFAULT_RUNTIMES)]
     print(f"host memory per idle container (PSS, {args.containers} idle containers per runtime)")
     print(table(rows, "runc", "pss_mib", "MiB"))

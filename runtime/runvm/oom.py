@@ -1,12 +1,15 @@
 """Relaying a guest OOM kill to Docker, which learns about OOM only from the container's memory cgroup on the
 host (containerd's eventfd on memory.oom_control), where the VM lives.
 
-A sacrificial process joins that cgroup with oom_score_adj 1000 and first grows larger than QEMU (the OOM killer
-weighs resident size, and QEMU's includes the template pages charged elsewhere; lowering QEMU's own score would
-need CAP_SYS_RESOURCE, which this host's bounding set lacks). QEMU is stopped for the moment, so the victim is
-the only one allocating; the limit is lowered to just above current usage, the victim allocates past it and is
-the one killed, and everything is put back: containerd sees a real OOM event on the container's cgroup, as
-under runc. (A child cgroup would not do: v1 notifies only the cgroup that hit its limit and its descendants.)"""
+A sacrificial process with oom_score_adj 1000 first grows larger than QEMU (the OOM killer weighs resident size,
+and QEMU's includes the template pages charged elsewhere; lowering QEMU's own score would need CAP_SYS_RESOURCE,
+which this host's bounding set lacks), in the root cgroup, so that its ballast is never charged to the container:
+the host's limit on the container (limits.py) is never exceeded, not even for a moment. Then it joins the
+container's cgroup (charges stay where they were made, v1 and v2 alike). QEMU is stopped for the moment, so the
+victim is the only one allocating; the limit is lowered to just above current usage (never above the container's
+own limit), the victim allocates past it and is the one killed, and everything is put back: containerd sees a
+real OOM event on the container's cgroup, as under runc. (A child cgroup would not do: v1 notifies only the
+cgroup that hit its limit and its descendants.)"""
 
 from __future__ import annotations
 
@@ -17,8 +20,8 @@ import signal
 import time
 from pathlib import Path
 
-ROOT = Path("/sys/fs/cgroup/memory")
 HEADROOM = 4 << 20
+V1_UNLIMITED = 1 << 62
 
 
 def _rss(pid: int) -> int:
@@ -29,8 +32,15 @@ def _rss(pid: int) -> int:
 
 
 def signal_host_cgroup(cgroup_path: str, protect: tuple[int, ...] = ()) -> bool:
-    mem = ROOT / cgroup_path.strip("/")
-    limit_file = mem / "memory.limit_in_bytes"
+    from runtime.runvm import cgroups
+
+    point = cgroups.hierarchies().get("memory")
+    if point is None:
+        return False
+    v2 = cgroups.version() == 2
+    mem = Path(point) / cgroup_path.strip("/")
+    limit_file = mem / ("memory.max" if v2 else "memory.limit_in_bytes")
+    usage_file = mem / ("memory.current" if v2 else "memory.usage_in_bytes")
     if not limit_file.exists():
         return False
     prefill = max((_rss(p) for p in protect), default=0) + (32 << 20)
@@ -42,8 +52,9 @@ def signal_host_cgroup(cgroup_path: str, protect: tuple[int, ...] = ()) -> bool:
             os.close(joined_r)
             os.close(go_w)
             Path(f"/proc/{os.getpid()}/oom_score_adj").write_text("1000")
+            cgroups.leave()
+            ballast = bytearray(prefill)  # zero-filled, so resident; charged to the root cgroup
             (mem / "cgroup.procs").write_text(str(os.getpid()))
-            ballast = bytearray(prefill)  # zero-filled, so resident
             os.write(joined_w, b"j")
             os.read(go_r, 1)
             hog = [ballast]
@@ -63,8 +74,11 @@ def signal_host_cgroup(cgroup_path: str, protect: tuple[int, ...] = ()) -> bool:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p, signal.SIGSTOP)
                 stopped.append(p)
-        usage = int((mem / "memory.usage_in_bytes").read_text())
-        limit_file.write_text(str(usage + HEADROOM))
+        usage = int(usage_file.read_text())
+        lowered = usage + HEADROOM
+        if original.isdigit() and int(original) < V1_UNLIMITED:
+            lowered = min(lowered, int(original))
+        limit_file.write_text(str(lowered))
         os.write(go_w, b"x")
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

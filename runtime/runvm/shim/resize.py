@@ -55,16 +55,22 @@ async def hotplug(execute: Execute, res: dict[str, Any], max_vcpus: int) -> dict
     if added:
         log.info(f"hot-plugged {added} vCPU(s)")
     want_mib = memory_needed_mib(res)
+    plugged_mib = None
     if want_mib:
         info = await execute("query-memory-size-summary")
-        have_mib = (info.get("base-memory", 0) + info.get("plugged-memory", 0)) // (1 << 20)
+        plugged_mib = info.get("plugged-memory", 0) // (1 << 20)
+        have_mib = info.get("base-memory", 0) // (1 << 20) + plugged_mib
         if want_mib > have_mib:
             step = math.ceil((want_mib - have_mib) / DIMM_STEP_MIB) * DIMM_STEP_MIB
             n = len(await execute("query-memory-devices"))
             await execute("object-add", {"qom-type": "memory-backend-ram", "id": f"hmem{n}", "size": step << 20})
             await execute("device_add", {"driver": "pc-dimm", "id": f"hdimm{n}", "memdev": f"hmem{n}"})
             log.info(f"hot-plugged {step} MiB of memory")
-    return {"warnings": warnings, "cpus_added": added, "cpus_present": len(present) + added}
+            plugged_mib += step
+    out = {"warnings": warnings, "cpus_added": added, "cpus_present": len(present) + added}
+    if plugged_mib is not None:
+        out["plugged_mib"] = plugged_mib  # all the hot-plugged memory now (the host allowance grows with it)
+    return out
 
 
 def online_request(plugged: dict[str, Any], pinned: bool) -> dict[str, Any] | None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from runtime.runvm import cgroups, hooks, log, share
+from runtime.runvm import cgroups, hooks, limits, log, share
 from runtime.runvm import spec as specmod
 from runtime.runvm.errors import RunvmError
 from runtime.runvm.net import tap as tapmod
@@ -117,6 +117,7 @@ class VmSetup:
         self.vm_mnt = -1
         self.tap_replaced = False
         self.share_dir = self.d / "share"
+        self.plugged_mib = 0
 
     # ---- reporting to `runvm create` -------------------------------------------------------------
     def _ready(self, message: str) -> None:
@@ -420,6 +421,7 @@ class VmSetup:
                 self.qmp = await qmp.connect(self.claimed.slot / "qmp.sock",  # type: ignore[union-attr]
                                              alive=lambda: self.qemu.poll() is None)
             plugged = await resize.hotplug(self.qmp.execute, res, self.max_vcpus)
+        self.plugged_mib = int(plugged.get("plugged_mib") or 0)
         for w in plugged["warnings"]:
             log.warning(w)
         online = resize.online_request(plugged, self.cpuset_pinned)
@@ -532,6 +534,10 @@ class VmSetup:
             "own_netns": self.own_netns, "nics": self.nics, "dns_server": self.dns_server,
             "max_vcpus": self.max_vcpus, "cpuset_pinned": self.cpuset_pinned, "boot": self.boot_info,
             "restored": self.req.restore_images is not None, "cgroup_path": self.cgroup_path,
+            "resources": self.linux.get("resources") or {},
+            "vm": limits.vm(boot=self.boot_info.get("boot") or "templated", tb_mib=self.plan.base.tb_size_mib,
+                            plugged_mib=self.plugged_mib,
+                            vcpu_threads=self.max_vcpus if self.boot_info.get("accel") == "kvm" else 1),
             "log": {"path": log.path(), "format": log.fmt()}, "sys_path": [REPO, *sys.path],
             "unread": base64.b64encode(unread).decode(),
             "early": [[k, i, base64.b64encode(p).decode()] for k, i, p in self.early_frames],

@@ -95,9 +95,14 @@ class VmShim:
         self.helper_busy = False
         self.net_timer: int | None = None
         self.oom_relay: list[Callable[[], None]] | None = None
+        self.resources: dict[str, Any] = h.get("resources") or {}
+        """The spec's resources as updated since: what the host's cgroup limits derive from (limits.py)."""
+        self.vm: dict[str, Any] = h.get("vm") or {}
 
     # ---- start-up after the exec and the end ------------------------------------------------------
     def serve(self) -> None:
+        for problem in self._host_limits(self.resources):
+            log.warning(f"host cgroup limit not applied: {problem}")
         fds = self.h["fds"]
         self.agent = Conn(self.loop, socket.socket(fileno=fds["agent"]), self._on_agent_frame, "guest agent",
                           on_close=lambda: self._finish(255, "the guest agent's channel closed", vm_alive=False))
@@ -375,19 +380,50 @@ class VmShim:
     def op_state(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
         respond({"status": self.status, "boot": self.h["boot"]})
 
+    def _host_limits(self, res: dict[str, Any], only_raised_from: dict[str, Any] | None = None) -> list[str]:
+        """The host cgroup's limits for resources res (the spec's plus the VM's allowance): all of them, or only
+        those that rise from what only_raised_from gives (a limit must never be lower on the host than in the
+        guest: an update raises the host first and lowers it last)."""
+        from runtime.runvm import cgroups, limits
+
+        values = limits.host_limits(res, self.vm)
+        if only_raised_from is not None:
+            values = limits.raised(limits.host_limits(only_raised_from, self.vm), values)
+        return cgroups.apply(self.h["cgroup_path"], values) if values else []
+
     def op_update(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
+        """The guest's cgroups get the update as given (runc's semantics: 0 leaves a value); the host's cgroup the
+        resulting limits plus the VM's allowance, raised before the guest's and lowered after them."""
+        from runtime.runvm import limits
+
         res = req.get("resources") or {}
         if (res.get("cpu") or {}).get("cpus"):
             self.cpuset_pinned = True
+        merged = limits.merge(self.resources, res)
 
         def apply(warnings: list[str]) -> None:
-            self._ask({"op": "update", "resources": res},
-                      lambda r: respond({"warnings": warnings + (r.get("warnings") or [])}), respond, timeout=60)
+            before = self.resources
+            problems = self._host_limits(merged, only_raised_from=before)
+
+            def updated(r: dict[str, Any]) -> None:
+                self.resources = merged
+                host = [f"host cgroup: {p}" for p in problems + self._host_limits(merged)]
+                for w in host:
+                    log.warning(w)
+                respond({"warnings": warnings + (r.get("warnings") or []) + host})
+
+            def failed(reply: dict[str, Any]) -> None:
+                self._host_limits(before)
+                respond(reply)
+
+            self._ask({"op": "update", "resources": res}, updated, failed, timeout=60)
 
         def plugged(reply: dict[str, Any]) -> None:
             if not reply.get("ok"):
                 respond(reply)
                 return
+            if reply.get("plugged_mib") is not None:
+                self.vm = {**self.vm, "plugged_mib": int(reply["plugged_mib"])}
             online = resize.online_request(reply, self.cpuset_pinned)
             if online:
                 self._ask(online, lambda _r: apply(reply.get("warnings") or []), respond)

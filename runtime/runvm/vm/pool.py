@@ -278,7 +278,7 @@ def _remove_cgroup(wait_s: float) -> None:
     deadline = time.monotonic() + wait_s
     while True:
         cgroups.remove(POOL_CGROUP, wait_s=0.2)
-        if not list(cgroups.ROOT.glob(f"*/{POOL_CGROUP.strip('/')}")) or time.monotonic() > deadline:
+        if not cgroups.exists(POOL_CGROUP) or time.monotonic() > deadline:
             return
         time.sleep(0.05)
 

@@ -12,6 +12,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runtime.runvm import limits
+
 QEMU = "qemu-system-x86_64"
 TEMPLATE_MAC = "52:54:00:76:6d:01"
 """The NIC every VM starts with; the agent gives it the veth's MAC."""
@@ -75,6 +77,8 @@ def argv(cfg: VMConfig) -> list[str]:
         "-device", "virtio-rng-pci,id=rng0",
         "-device", "vmgenid,guid=auto,id=vmgenid0",
         "-qmp", f"unix:{cfg.qmp_sock},server=on,wait=off",
+        # every QEMU thread is a task in the container's host pids cgroup (limits.py counts them)
+        "-object", f"main-loop,id=mainloop,thread-pool-max={limits.QEMU_THREAD_POOL_MAX}",
         "-serial", f"file:{cfg.console_log}" if cfg.console_log else "null",
     ]
     if cfg.ram_file is not None:
