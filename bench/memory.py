@@ -85,9 +85,9 @@ def _anon_kib(pid: int, only: str | None = None, skip: str | None = None) -> int
         head = line.split(maxsplit=5)
         if head and "-" in head[0] and len(head) >= 5 and all(c in "0123456789abcdef-" for c in head[0]):
             name = head[5] if len(head) > 5 else ""
-        elif line.startswith("Anonymous:"):
-            if (only is None or only in name) and (skip is None or skip not in name):
-                total += int(line.split()[1])
+        elif (line.startswith("Anonymous:") and (only is None or only in name)
+              and (skip is None or skip not in name)):
+            total += int(line.split()[1])
     return total
 
 
@@ -97,7 +97,8 @@ def _host_memory(cid: str) -> dict[str, int]:
     return {"usage": int((d / "memory.usage_in_bytes").read_text()),
             "peak": int((d / "memory.max_usage_in_bytes").read_text()),
             "limit": int((d / "memory.limit_in_bytes").read_text()),
-            "rss": int(stat["rss"]), "cache": int(stat["cache"]), "procs": len((d / "cgroup.procs").read_text().split())}
+            "rss": int(stat["rss"]), "cache": int(stat["cache"]),
+            "procs": len((d / "cgroup.procs").read_text().split())}
 
 
 def overhead(runtime: str, settle_s: float, hogs: int, limit_mib: int = 64) -> dict[str, object]:
