@@ -96,6 +96,10 @@ class Agent:
         self.held = False
         self.spare_holds_init = False
         """The template put the waiting init into the spare cgroup (see cgroups.Cgroup.make_spare)."""
+        self.watched: dict[int, int] = {}
+        """guest pid -> pidfd, for the host's docker-top stand-ins (op_watch)."""
+        self.statuses: OrderedDict[int, dict[str, int]] = OrderedDict()
+        """The last exit statuses the agent reaped, for a watched process reaped before its pidfd was read."""
 
     async def ask_host(self, body: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
         """A request the other way round (the DNS relay): the host answers with a RESPONSE frame."""
@@ -163,6 +167,9 @@ class Agent:
                 return
             st = ({"signal": os.WTERMSIG(status)} if os.WIFSIGNALED(status)
                   else {"code": os.WEXITSTATUS(status)})
+            self.statuses[pid] = st
+            while len(self.statuses) > 512:
+                self.statuses.popitem(last=False)
             proc = self.by_pid.pop(pid, None)
             if proc is not None:
                 proc.exited(st)
@@ -393,6 +400,15 @@ class Agent:
 
     async def op_kill(self, req: dict[str, Any]) -> dict[str, Any]:
         sig = int(req["signal"])
+        if req.get("pid"):  # a signal a docker-top stand-in received on the host
+            pid = int(req["pid"])
+            if self.cgroup is None or pid not in self.cgroup.pids():
+                raise ProcessError(f"no process {pid} in this container")
+            try:
+                await self._kill(pid, sig)
+            except ProcessLookupError:
+                raise ProcessError("process already finished") from None
+            return {}
         if req.get("all"):
             if self.cgroup is None:
                 raise ProcessError("no container")
@@ -439,6 +455,46 @@ class Agent:
             out.append({"pid": pid, "ppid": int(fields[1]), "state": fields[0], "comm": comm, "args": args,
                         "uid": uid, "start_ticks": int(fields[19])})
         return {"processes": out}
+
+    def op_watch(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Report the end of each of these container processes (event "gone", with its exit status when it can
+        still be read): the host ends their docker-top stand-ins with them. Returns those already gone."""
+        members = set(self.cgroup.pids()) if self.cgroup is not None else set()
+        gone = []
+        for pid in (int(p) for p in req.get("pids") or []):
+            if pid in self.watched:
+                continue
+            try:
+                if pid not in members:
+                    raise ProcessLookupError
+                fd = os.pidfd_open(pid)
+            except OSError:
+                gone.append(pid)
+                continue
+            self.watched[pid] = fd
+            self.loop.add_reader(fd, lambda pid=pid: self._watched_ended(pid))
+        return {"gone": gone}
+
+    def _watched_ended(self, pid: int) -> None:
+        fd = self.watched.pop(pid, None)
+        if fd is None:
+            return
+        self.loop.remove_reader(fd)
+        os.close(fd)
+        self.event({"event": "gone", "pid": pid, "status": self._zombie_status(pid) or self.statuses.get(pid)})
+
+    @staticmethod
+    def _zombie_status(pid: int) -> dict[str, int] | None:
+        """A process that ended but is not reaped yet: its wait status, from the last field of /proc/PID/stat."""
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        if not fields or fields[0] != "Z":
+            return None
+        status = int(fields[-1])
+        return {"signal": os.WTERMSIG(status)} if os.WIFSIGNALED(status) else {"code": os.WEXITSTATUS(status)}
 
     def op_update(self, req: dict[str, Any]) -> dict[str, Any]:
         if self.cgroup is None:

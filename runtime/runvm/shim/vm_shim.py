@@ -210,6 +210,9 @@ class VmShim:
                 owner = self.exec_owner.pop(key, None)
                 if owner is not None:
                     owner.send(protocol.message(protocol.EVENT, 0, ev))
+        elif kind == "gone":  # a process a docker-top stand-in stands for (op_watch)
+            if self.stand_ins is not None:
+                self.stand_ins.ended(int(ev.get("pid") or 0), ev.get("status"))
         elif kind == "oom":
             self.oom_killed = True
             log.warning("container OOM-killed a process in the guest")
@@ -369,10 +372,25 @@ class VmShim:
 
             processes = reply.get("processes") or []
             if self.stand_ins is None:
-                self.stand_ins = StandIns(STAND_IN_DIR)
+                self.stand_ins = StandIns(STAND_IN_DIR, self.loop, self._signal_guest_pid, self._watch_guest_pids)
             respond({"processes": processes, "host_pids": self.stand_ins.sync(processes)})
 
         self._ask({"op": "ps"}, listed, respond)
+
+    def _signal_guest_pid(self, gpid: int, sig: int) -> None:
+        """A docker-top stand-in received sig (top.py): the guest process gets it."""
+        if self.agent is not None and self.status in (RUNNING, PAUSED, CREATED) and not self.exiting:
+            log.trace(f"stand-in signal {sig} -> guest pid {gpid}")
+            self.agent.request({"op": "kill", "pid": gpid, "signal": sig}, lambda _r: None)
+
+    def _watch_guest_pids(self, pids: list[int]) -> None:
+        def watching(reply: dict[str, Any]) -> None:
+            for gpid in reply.get("gone") or []:
+                if self.stand_ins is not None:
+                    self.stand_ins.ended(int(gpid), None)
+
+        if self.agent is not None:
+            self.agent.request({"op": "watch", "pids": pids}, watching)
 
     def op_stats(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
         self._ask({"op": "stats"}, lambda r: respond({"stats": r.get("stats")}), respond)
