@@ -132,11 +132,11 @@ def test_the_stub_kernel_is_an_elf_with_a_pvh_note() -> None:
     assert b"Xen\0" in img and struct.pack("<I", stub_kernel.ENTRY) in img
 
 
-def test_the_stand_in_is_a_static_elf_that_only_pauses() -> None:
+def test_the_stand_in_is_a_small_static_elf() -> None:
     img = top.image()
     header = _elf_header(img)
     assert header[0] == b"\x7fELF" and header[5] == 2 and header[6] == 62  # EXEC, x86-64
-    assert img.endswith(b"\xb8\x22\x00\x00\x00\x0f\x05\xeb\xf7")  # mov eax, SYS_pause; syscall; jmp
+    assert len(img) < 4096, "a stand-in per guest process must stay a few hundred bytes"
 
 
 def test_spectre_defences_are_off_only_where_they_protect_nothing() -> None:
