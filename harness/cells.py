@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from harness import cleanup, deadline, documented, hostlacks, hoststate, leftovers, procs
 from harness.classify import Observed, canonical, classify, combine_attempts, combine_examples, stable_refusal
-from harness.context import Ctx, DaemonLost, Evidence, Refused, TimedOut
+from harness.context import Ctx, Evidence, Refused, TimedOut
 from harness.outcomes import Documented, Outcome, documented_verdict, verdict
 from harness.scenario import Scenario
 from harness.session import Session
@@ -71,17 +71,16 @@ class CellRunner:
             timed_out = str(e)
         except Refused as e:
             refusal = str(e)
-        except DaemonLost:
-            error = traceback.format_exc()
-        except Exception:
+        except Exception:  # a bug in the oracle, or DaemonLost: the suite could not observe
             error = traceback.format_exc()
         # Recorded before anything is cleaned up: an oracle's clean-up may put a host value back.
         changes = hoststate.diff(before, {**before, **hoststate.sysctls()}) if before is not None else []
         if timed_out is not None:
             # A hung runtime would hang `docker rm -f` too: end its shims first, by pid, and say so.
-            for cid, pid in cleanup.shims_by_container().items():
-                if cid in created:
-                    evidence.save("timeout-killed.txt", f"shim {pid} of {cid}: pids {procs.kill_tree(pid)}\n")
+            killed = [f"shim {pid} of {cid}: pids {procs.kill_tree(pid)}"
+                      for cid, pid in cleanup.shims_by_container().items() if cid in created]
+            if killed:
+                evidence.save("timeout-killed.txt", "\n".join(killed) + "\n")
         problems = ctx.cleanup()
         left = self._leftovers(runtime, created)
         markers = (*created, *ctx.daemon_names)
@@ -123,7 +122,7 @@ class CellRunner:
         info = self.s.available.get(runtime)
         deadline = time.monotonic() + SETTLE_S
         while True:
-            shims = leftovers.orphan_shims(created, self.s.client)
+            shims = cleanup.orphan_shims(created, self.s.client)
             found = [*leftovers.in_cgroups(created),
                      *(line for cid, pid in shims.items() for line in leftovers.describe_shim(cid, pid)),
                      *(leftovers.runtime_listing(runtime, info.path, info.args, created, self.s.exec_root)

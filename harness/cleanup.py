@@ -73,15 +73,17 @@ def shims_by_container() -> dict[str, int]:
     return found
 
 
+def orphan_shims(container_ids: set[str], client: docker.DockerClient) -> dict[str, int]:
+    """Shims of the given containers that Docker no longer knows: container id -> shim pid."""
+    existing = {c.id for c in client.containers.list(all=True, ignore_removed=True)}
+    return {cid: pid for cid, pid in shims_by_container().items()
+            if cid in container_ids and cid not in existing and procs.alive(pid)}
+
+
 def kill_orphan_shims(container_ids: set[str], client: docker.DockerClient) -> list[str]:
     """Shims (and their sandboxes) that outlived their removed container: a runtime leak, cleared by pid."""
-    existing = {c.id for c in client.containers.list(all=True, ignore_removed=True)}
-    killed = []
-    for cid, pid in shims_by_container().items():
-        if cid in container_ids and cid not in existing:
-            victims = procs.kill_tree(pid)
-            killed.append(f"orphan shim of {cid[:12]}: pids {victims}")
-    return killed
+    return [f"orphan shim of {cid[:12]}: pids {procs.kill_tree(pid)}"
+            for cid, pid in orphan_shims(container_ids, client).items()]
 
 
 def remove_leftovers(client: docker.DockerClient, keep_run: str | None = None) -> list[str]:

@@ -27,11 +27,6 @@ CAP_NAMES = (
 )
 
 
-def _dockerd_pid() -> int | None:
-    pid, _env = dockerd.running_environ()
-    return pid
-
-
 def criu_unusable() -> str | None:
     """runc checkpoints with the criu it finds on dockerd's PATH."""
     _pid, env = dockerd.running_environ()
@@ -46,7 +41,7 @@ def criu_unusable() -> str | None:
 
 def bounding_set_lacks_caps() -> str | None:
     """--privileged grants every capability in the bounding set dockerd (and so runc) inherits."""
-    pid = _dockerd_pid() or os.getpid()
+    pid = dockerd.running_environ()[0] or os.getpid()
     try:
         last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
         status = Path(f"/proc/{pid}/status").read_text()

@@ -15,10 +15,7 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-import docker
-
 from harness import procs
-from harness.cleanup import shims_by_container
 from harness.paths import DOCKER_EXEC_ROOT
 
 
@@ -47,14 +44,6 @@ def in_cgroups(container_ids: Iterable[str]) -> list[str]:
             found.append(f"process {entry.name} ({_comm(int(entry.name))}) still in the cgroup of container "
                          f"{hit[:12]}")
     return sorted(found)
-
-
-def orphan_shims(container_ids: Iterable[str], client: docker.DockerClient) -> dict[str, int]:
-    """Shims of the given containers that Docker no longer knows: container id -> shim pid."""
-    wanted = set(container_ids)
-    existing = {c.id for c in client.containers.list(all=True, ignore_removed=True)}
-    return {cid: pid for cid, pid in shims_by_container().items()
-            if cid in wanted and cid not in existing and procs.alive(pid)}
 
 
 def describe_shim(cid: str, pid: int) -> list[str]:

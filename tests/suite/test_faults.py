@@ -15,10 +15,10 @@ from typing import Any
 import docker
 import pytest
 
-from harness import labels, procs
+from harness import cleanup, labels, procs
 from harness.cells import CellRunner
 from harness.classify import Observed, classify
-from harness.cleanup import RunLock, shims_by_container
+from harness.cleanup import RunLock
 from harness.context import Ctx, Evidence
 from harness.daemon import DisposableDaemon
 from harness.outcomes import Outcome
@@ -66,7 +66,7 @@ def daemon() -> Iterator[DisposableDaemon]:
 
 
 @pytest.fixture
-def runner(daemon: DisposableDaemon, tmp_path: Path) -> Iterator[tuple[CellRunner, FaultSession]]:
+def runner(daemon: DisposableDaemon) -> Iterator[tuple[CellRunner, FaultSession]]:
     s = FaultSession(daemon.client, Path(daemon.record.exec_root))
     yield CellRunner(s), s  # type: ignore[arg-type]
     s.lock.release()
@@ -88,8 +88,12 @@ def execute(runner: tuple[CellRunner, FaultSession], runtime: str, tmp_path: Pat
 def nothing_left(s: FaultSession) -> None:
     ids = [c.id for c in s.client.containers.list(all=True)]
     assert ids == [], f"containers left on the daemon: {ids}"
-    assert not any(m in " ".join(procs.cmdline(pid)) for pid in shims_by_container().values()
-                   for m in (str(WRAPPER),)), "a wrapper process survived"
+    wrappers = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+                if str(WRAPPER) in procs.cmdline(pid)]
+    assert wrappers == [], f"wrapper processes survived: {wrappers}"
+    created = set(s.lock.ledger.read_text().split()) if s.lock.ledger.exists() else set()
+    assert created, "the cell recorded no container"
+    assert cleanup.orphan_shims(created, s.client) == {}, "a shim outlived its container"
 
 
 def test_a_good_runtime_is_same_and_leaves_nothing(runner: tuple[CellRunner, FaultSession],
