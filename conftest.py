@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from harness.session import DEFAULT_SLOW, Options, Session
+from harness.session import Options, Session
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -22,7 +22,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--examples", type=int, default=4, help="hypothesis examples per parameterised scenario")
     g.addoption("--slow-examples", type=int, default=2, help="the same for slow runtimes (--slow)")
     g.addoption("--slow", action="append", default=None, metavar="NAME",
-                help=f"a runtime that gets the small example budget (default: {', '.join(DEFAULT_SLOW)})")
+                help="a runtime that gets the small example budget (default: those runtimes/*.yaml call slow)")
     g.addoption("--profile", choices=["fast", "deep"], default="fast",
                 help="deep: many more hypothesis examples, for nightly runs")
 
@@ -32,7 +32,8 @@ def _options(config: pytest.Config) -> Options:
         baseline=config.getoption("--baseline"), runtimes=config.getoption("--runtime"),
         run_dir=config.getoption("--run-dir"), repeat=max(1, config.getoption("--repeat")),
         examples=config.getoption("--examples"), slow_examples=config.getoption("--slow-examples"),
-        slow=tuple(config.getoption("--slow") or DEFAULT_SLOW), profile=config.getoption("--profile"),
+        slow=tuple(config.getoption("--slow")) if config.getoption("--slow") else None,
+        profile=config.getoption("--profile"),
     )
 
 

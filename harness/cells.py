@@ -125,7 +125,7 @@ class CellRunner:
             shims = cleanup.orphan_shims(created, self.s.client)
             found = [*leftovers.in_cgroups(created),
                      *(line for cid, pid in shims.items() for line in leftovers.describe_shim(cid, pid)),
-                     *(leftovers.runtime_listing(runtime, info.path, info.args, created, self.s.exec_root)
+                     *(leftovers.runtime_reported(runtime, info.path, info.args, created, self.s.exec_root)
                        if info else [])]
             if not found or time.monotonic() >= deadline:
                 break

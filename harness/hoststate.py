@@ -8,6 +8,8 @@ from pathlib import Path
 
 from pyroute2 import IPRoute
 
+from harness import runtime_data
+
 SYSCTLS = (
     "net/ipv4/ip_forward", "net/ipv4/ping_group_range", "net/ipv4/ip_unprivileged_port_start",
     "net/ipv4/tcp_syncookies", "net/core/somaxconn", "net/ipv4/conf/all/forwarding",
@@ -94,10 +96,11 @@ def diff(before: Snapshot, after: Snapshot) -> list[str]:
     return changes
 
 
-TRANSIENT_DEVICES = ("veth", "br-", "docker0", "docker_gwbridge", "vmpb")
-"""Container plumbing Docker creates and removes for every container and network, ours or anyone's."""
-DOCKER_PATHS = ("/var/lib/docker", "/run/docker", "/var/run/docker", "/var/lib/vmparity/daemons", "/run/vmparity",
-                "/run/runvm")
+TRANSIENT_DEVICES = ("veth", "br-", "docker0", "docker_gwbridge")
+"""Container plumbing Docker creates and removes for every container and network, ours or anyone's; each
+runtime's own (runtimes/*.yaml, transient_devices) is added to it."""
+DOCKER_PATHS = ("/var/lib/docker", "/run/docker", "/var/run/docker", "/var/lib/vmparity/daemons", "/run/vmparity")
+"""Where Docker and the suite mount per container; each runtime's own (transient_mounts) is added to it."""
 
 
 def _device(body: str) -> str:
@@ -117,11 +120,11 @@ def relevant(change: str, markers: tuple[str, ...]) -> bool:
     if any(m and m in body for m in markers):
         return True
     if kind == "mount":
-        return not body.split()[1].startswith(DOCKER_PATHS)
+        return not body.split()[1].startswith((*DOCKER_PATHS, *runtime_data.transient_mounts()))
     if kind == "netns":
         return body.split()[1].startswith("/run/netns/")
     if kind in ("link", "address", "qdisc", "route"):
-        return not _device(body).startswith(TRANSIENT_DEVICES)
+        return not _device(body).startswith((*TRANSIENT_DEVICES, *runtime_data.transient_devices()))
     return True
 
 

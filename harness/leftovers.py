@@ -3,7 +3,8 @@
 Three independent views, none of them a guess from a command line: the processes still in a cgroup of one of
 the cell's containers (a leaked VM stays in the container's cgroup), the containerd shims whose exact `-id`
 names a container Docker no longer has (and everything below them), and the runtime's own `list` under the
-root Docker gave it (runc-CLI compatible runtimes answer it). Each finding is host impact; the orphan shims
+root Docker gave it (runc-CLI compatible runtimes answer it), or the runtime's own `leftovers` command where
+its runtimes/ file names one. Each finding is host impact; the orphan shims
 are killed afterwards, by pid, so the next cell starts clean.
 """
 
@@ -15,7 +16,7 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-from harness import procs
+from harness import procs, runtime_data
 from harness.paths import DOCKER_EXEC_ROOT
 
 
@@ -53,10 +54,36 @@ def describe_shim(cid: str, pid: int) -> list[str]:
                + ", ".join(f"{p} ({_comm(p)})" for p in below[:8]) if below else "")]
 
 
-def runtime_listing(runtime: str, path: str, args: list[str], container_ids: Iterable[str],
-                    exec_root: Path = DOCKER_EXEC_ROOT) -> list[str]:
-    """Containers the runtime itself still lists under the root Docker passes it."""
+def runtime_reported(runtime: str, path: str, args: list[str], container_ids: Iterable[str],
+                     exec_root: Path = DOCKER_EXEC_ROOT) -> list[str]:
+    """What the runtime itself says it still has on the host for these containers: its own `leftovers` command
+    when its runtimes/ file names one, else the containers its runc-style `list` still shows."""
+    ids = sorted(set(container_ids))
     root = exec_root / f"runtime-{runtime}" / "moby"
+    described = runtime_data.get(runtime)
+    if described is not None and described.leftovers:
+        return _own_report(runtime, described.expand(described.leftovers, root=str(root)) + ids)
+    return runtime_listing(runtime, path, args, ids, root)
+
+
+def _own_report(runtime: str, argv: list[str]) -> list[str]:
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return [f"{runtime}'s leftovers command did not answer: {e}"]
+    if r.returncode != 0:
+        return [f"{runtime}'s leftovers command failed ({r.returncode}): {r.stderr.strip()[-300:]}"]
+    try:
+        found = json.loads(r.stdout)
+    except ValueError:
+        return [f"{runtime}'s leftovers command printed no JSON: {r.stdout[:200]!r}"]
+    if not isinstance(found, list):
+        return [f"{runtime}'s leftovers command printed {type(found).__name__}, not a list"]
+    return [f"{runtime}: {item}" for item in found]
+
+
+def runtime_listing(runtime: str, path: str, args: list[str], container_ids: Iterable[str], root: Path) -> list[str]:
+    """Containers a runc-CLI compatible runtime still lists under the root Docker passes it."""
     if not root.is_dir():
         return []
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from harness import runtime_data
 from harness.outcomes import Documented, Outcome, Verdict, documented_verdict, verdict
 from harness.registry import Expectation, Registry
 
@@ -144,19 +145,19 @@ def run_runtimes(doc: dict[str, Any]) -> list[str]:
     return names
 
 
-def _runtimes(registry: Registry, doc: dict[str, Any]) -> tuple[RuntimeView, ...]:
-    """Registry order first (the authored order), then runtimes only the run knows, by name."""
-    registered = registry.raw.get("runtimes", {}) or {}
+def _runtimes(described: dict[str, runtime_data.RuntimeData], doc: dict[str, Any]) -> tuple[RuntimeView, ...]:
+    """The described runtimes in their column order (runtimes/*.yaml), then runtimes only the run knows, by name."""
+    registered = described
     in_run = run_runtimes(doc)
     names = [*registered, *sorted(set(in_run) - set(registered))]
     infos = doc["provenance"].get("runtimes", {}) or {}
     hosts = doc.get("hosts") or {}
     views = []
     for name in names:
-        meta = registered.get(name, {})
+        meta = registered.get(name)
         info = infos.get(name) or next((h["runtimes"][name] for _, h in sorted(hosts.items())
                                         if name in (h.get("runtimes") or {})), {})
-        views.append(RuntimeView(name, meta.get("description", ""), meta.get("link"), name in in_run,
+        views.append(RuntimeView(name, meta.description if meta else "", meta.link if meta else None, name in in_run,
                                  name == doc["baseline"], dict(info) if name in in_run else {}))
     return tuple(views)
 
@@ -186,9 +187,10 @@ def _unregistered_entry(scenario_id: str) -> dict[str, Any]:
             "summary": "No registry entry.", "expect": {}}
 
 
-def build(registry: Registry, doc: dict[str, Any]) -> Matrix:
+def build(registry: Registry, doc: dict[str, Any],
+          described: dict[str, runtime_data.RuntimeData] | None = None) -> Matrix:
     """Join the registry with a (schema-valid) results document."""
-    runtimes = _runtimes(registry, doc)
+    runtimes = _runtimes(runtime_data.load() if described is None else described, doc)
     records = {(c["scenario"], c["runtime"]): c for c in doc["cells"]}
     entries = list(registry.raw["scenarios"])
     known = {e["id"] for e in entries}

@@ -6,13 +6,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".venv"
-RUNVM_BIN = VENV / "bin" / "runvm"
 REPORTS = REPO / "reports"
 RUNS = REPORTS / "runs"
 REFERENCE = REPORTS / "reference"
 DOCS = REPO / "docs"
 LIMITATIONS_MD = DOCS / "limitations.md"
 REGISTRY = REPO / "limitations.yaml"
+RUNTIMES = REPO / "runtimes"
+"""One YAML file per runtime the suite can test (harness/runtime_data.py)."""
 TEMPLATES = REPO / "harness" / "templates"
 SCHEMAS = REPO / "harness" / "schemas"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from harness import paths, schema
+from harness import paths, runtime_data, schema
 from harness.outcomes import Documented, Outcome, Verdict, verdict
 
 
@@ -45,7 +45,7 @@ class Registry:
 
     def expectation(self, scenario_id: str, runtime: str) -> Expectation | None:
         expect = self.scenario(scenario_id).get("expect", {})
-        like = ((self.raw.get("runtimes") or {}).get(runtime) or {}).get("expect_like")
+        like = runtime_data.expect_like(runtime)
         exp = expect.get(runtime) or (expect.get(like) if like else None)
         if exp is None:
             return None

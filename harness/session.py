@@ -10,11 +10,9 @@ from typing import Any
 
 import docker
 
-from harness import cleanup, labels, paths, provenance, registry, runtimes
+from harness import cleanup, labels, paths, provenance, registry, runtime_data, runtimes
 from harness.results import ResultsStore
 from harness.setup import images
-
-DEFAULT_SLOW = ("runvm",)
 
 
 @dataclass
@@ -25,13 +23,15 @@ class Options:
     repeat: int = 1
     examples: int = 4
     slow_examples: int = 2
-    slow: tuple[str, ...] = DEFAULT_SLOW
+    slow: tuple[str, ...] | None = None
+    """Runtimes given the small example budget; by default those their runtimes/ file calls slow."""
     profile: str = "fast"
 
     def budget(self, runtime: str) -> int:
+        slow = runtime in (self.slow if self.slow is not None else runtime_data.slow())
         if self.profile == "deep":
-            return 25 if runtime not in self.slow else 10
-        return self.slow_examples if runtime in self.slow else self.examples
+            return 10 if slow else 25
+        return self.slow_examples if slow else self.examples
 
 
 class Session:
@@ -46,8 +46,7 @@ class Session:
                              "run scripts/setup-host (or ./run tests) first") from e
         self.available = runtimes.discover(info)
         self.registry = registry.load()
-        opt_in = frozenset(n for n, r in (self.registry.raw.get("runtimes") or {}).items() if r.get("opt_in"))
-        self.targets = runtimes.select(self.available, options.runtimes, options.baseline, opt_in)
+        self.targets = runtimes.select(self.available, options.runtimes, options.baseline, runtime_data.opt_in())
         self.baseline = options.baseline
         if options.run_dir is not None:
             self.run_dir = options.run_dir.resolve()

@@ -7,27 +7,12 @@ import os
 import tempfile
 from pathlib import Path
 
-from harness import paths
-
-RUNSC_ARGS = ["--network=host"]
-"""runsc's default network mode refuses to run in Docker's netns on this kind of host
-("cannot run with network enabled in root network namespace"); --network=host makes the sandbox use the
-container's own netns, which is what Docker set up. Recorded in the run provenance because it changes the matrix."""
+from harness import paths, runtime_data
 
 
 def wanted_runtimes() -> dict[str, dict]:
-    runtimes: dict[str, dict] = {}
-    if Path("/usr/bin/runsc").exists():
-        runtimes["runsc"] = {"path": "/usr/bin/runsc", "runtimeArgs": list(RUNSC_ARGS)}
-    runtimes["runvm"] = {"path": str(paths.RUNVM_BIN)}
-    # the same runtime without VM templating, so the suite can show both start paths behave the same
-    runtimes["runvm-cold"] = {"path": str(paths.RUNVM_BIN), "runtimeArgs": ["--boot=cold"]}
-    # start latency bought with memory: a translation cache that holds a whole container start under TCG
-    runtimes["runvm-tb32"] = {"path": str(paths.RUNVM_BIN), "runtimeArgs": ["--tb-mib=32"]}
-    # the start path taken off the critical path: VMs restored ahead of time, one spare per template
-    runtimes["runvm-pool"] = {"path": str(paths.RUNVM_BIN), "runtimeArgs": ["--pool"]}
-    runtimes["runvm-pool-tb32"] = {"path": str(paths.RUNVM_BIN), "runtimeArgs": ["--pool", "--tb-mib=32"]}
-    return runtimes
+    """daemon.json's "runtimes" entries for every runtime described in runtimes/ whose executable is installed."""
+    return {name: entry for name, r in runtime_data.load().items() if (entry := r.registration) is not None}
 
 
 def merged(current: dict) -> dict:

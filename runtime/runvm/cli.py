@@ -13,7 +13,7 @@ from runtime.runvm.errors import RunvmError
 from runtime.runvm.state import Store
 
 COMMANDS = ["create", "start", "state", "kill", "delete", "exec", "ps", "update", "pause", "resume", "checkpoint",
-            "restore", "events", "list", "run", "template", "pool"]
+            "restore", "events", "list", "run", "template", "pool", "prepare", "leftovers"]
 ALIASES = {"ls": "list"}
 STDIO_COMMANDS = {"create", "run", "exec", "restore"}
 """Their stdio is the container's (or the exec'd process's): nothing of ours may be written there."""

@@ -20,7 +20,7 @@ from runtime.runvm.state import Store
 
 IMAGE = "vmparity/busybox:latest"
 LABEL = {"vmparity.test": "runvm"}
-RUNVM = str(paths.RUNVM_BIN)
+RUNVM = str(paths.VENV / "bin" / "runvm")
 DOCKER_ROOT = "/var/run/docker/runtime-runc/moby"
 CGROUP = Path("/sys/fs/cgroup")
 TEST_CGROUP_PARENT = "vmparity-runvm-test"

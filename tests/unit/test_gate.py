@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, gate, matrix
+from harness import cli, gate
 from tests.unit import synthetic
 
 
 def findings(overrides: dict | None = None, previous: dict | None = None, strict: bool = False,
              doc: dict | None = None) -> list[gate.Finding]:
-    m = matrix.build(synthetic.registry(), doc or synthetic.results(overrides))
+    m = synthetic.build(synthetic.registry(), doc or synthetic.results(overrides))
     return gate.check(m, previous, strict=strict)
 
 
@@ -51,7 +51,7 @@ def test_an_error_cell_fails_even_without_an_expectation() -> None:
 def test_an_error_cell_fails_even_when_the_registry_expects_it() -> None:
     reg = synthetic.registry()
     next(e for e in reg.raw["scenarios"] if e["id"] == "runtime_commands/exec")["expect"]["runvm"]["outcome"] = "error"
-    m = matrix.build(reg, synthetic.results({("runtime_commands/exec", "runvm"): "error"}))
+    m = synthetic.build(reg, synthetic.results({("runtime_commands/exec", "runvm"): "error"}))
     assert [(f.level, f.kind) for f in gate.check(m)] == [(gate.Level.FAIL, "error")]
 
 

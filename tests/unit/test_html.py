@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from harness import matrix, outcomes
+from harness import outcomes
 from harness.outcomes import SYMBOLS, Outcome
 from harness.render import html
 from tests.unit import synthetic
@@ -44,7 +44,7 @@ class Cells(HTMLParser):
 
 
 def parse(doc: dict | None = None) -> tuple[str, Cells]:
-    text = html.render(matrix.build(synthetic.registry(), doc or synthetic.results()))
+    text = html.render(synthetic.build(synthetic.registry(), doc or synthetic.results()))
     p = Cells()
     p.feed(text)
     return text, p

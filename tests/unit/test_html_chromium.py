@@ -17,7 +17,6 @@ from urllib.parse import quote
 
 import pytest
 
-from harness import matrix
 from harness.outcomes import Outcome
 from harness.render import html
 from tests.unit import png, synthetic
@@ -86,7 +85,7 @@ class Dom(HTMLParser):
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("html") / "matrix.html"
-    out.write_text(html.render(matrix.build(synthetic.registry(), synthetic.results(OVERRIDES))))
+    out.write_text(html.render(synthetic.build(synthetic.registry(), synthetic.results(OVERRIDES))))
     return out
 
 

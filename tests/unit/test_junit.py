@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from harness import junit, matrix, summary
+from harness import junit, summary
 from tests.unit import synthetic
 
 
 def tree(overrides: dict | None = None, doc: dict | None = None) -> ET.Element:
-    m = matrix.build(synthetic.registry(), doc or synthetic.results(overrides))
+    m = synthetic.build(synthetic.registry(), doc or synthetic.results(overrides))
     return ET.fromstring(junit.to_string(m))
 
 
@@ -49,7 +49,7 @@ def test_a_missing_cell_is_skipped() -> None:
 
 
 def test_summary_line_per_runtime() -> None:
-    m = matrix.build(synthetic.registry(), synthetic.results({("resources/shm-size", "runvm"): "differs"}))
+    m = synthetic.build(synthetic.registry(), synthetic.results({("resources/shm-size", "runvm"): "differs"}))
     assert summary.lines(m) == [
         "runc: 4 same | 1 baseline-unavailable",
         "runvm: 2 same | 2 differs | 1 baseline-unavailable (1 regression)",

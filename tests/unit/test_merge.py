@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, matrix, merge, results, schema
+from harness import cli, merge, results, schema
 from harness.render import markdown
 from tests.unit import synthetic
 
@@ -47,7 +47,7 @@ def test_a_conflict_keeps_the_worse_outcome_and_records_both() -> None:
     assert merged["provenance"]["merge"]["conflicts"] == [{
         "scenario": "resources/shm-size", "runtime": "runvm", "kept": {"run_id": "run-b", "outcome": "differs"},
         "observed": [{"run_id": "run-a", "outcome": "same"}, {"run_id": "run-b", "outcome": "differs"}]}]
-    text = markdown.render(matrix.build(synthetic.registry(), merged))
+    text = markdown.render(synthetic.build(synthetic.registry(), merged))
     assert "Runs disagree for runvm (same in run run-a, differs in run run-b); differs from run run-b is " \
            "shown." in text
     assert "Where runs disagree about a cell, the worse outcome is kept, and the scenario says so." in text

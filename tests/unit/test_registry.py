@@ -10,7 +10,7 @@ import yaml
 
 from harness import paths, registry, schema
 
-AREAS = ("runtime_commands", "networking", "resources")
+AREAS = tuple(registry.load().raw["areas"])
 
 
 def declared_ids() -> dict[str, Path]:
@@ -50,15 +50,21 @@ def test_every_entry_has_expectations_for_the_suites_runtimes() -> None:
             assert runtime in entry["expect"], f"{sid} has no expectation for {runtime}"
 
 
-def test_seed_items_carry_their_upstream_links() -> None:
-    seed = (paths.REPO.parent / "shared" / "seeds" / "kata-1.x-limitations.md")
-    if not seed.exists():
-        pytest.skip("the seed document is not next to this checkout")
-    text = seed.read_text()
-    links = {line.strip() for entry in registry.load().scenarios.values() for line in entry.get("links", [])}
-    seed_issue_links = {w.strip(".,)") for w in text.split() if w.startswith("https://github.com/")
-                        and "/issues/" in w}
-    assert seed_issue_links <= links
+SEED = Path(__file__).parent / "data" / "kata-1.x-seed.yaml"
+
+
+def test_every_seed_item_is_covered_with_its_upstream_links() -> None:
+    """Each item of the seed document is a scenario (or several) in the registry, in the section the seed put it
+    (its appendix's constraints challenge became everyday rows), carrying every issue the seed cites for it."""
+    scenarios = registry.load().scenarios
+    for item in yaml.safe_load(SEED.read_text())["items"]:
+        assert item["scenarios"], f"seed item {item['title']!r} is covered by no scenario"
+        missing = [sid for sid in item["scenarios"] if sid not in scenarios]
+        assert missing == [], f"seed item {item['title']!r} names scenarios not in the registry: {missing}"
+        if item["section"] != "appendix":
+            assert {scenarios[sid]["section"] for sid in item["scenarios"]} == {item["section"]}, item["title"]
+        cited = {link for sid in item["scenarios"] for link in scenarios[sid].get("links", [])}
+        assert set(item["links"]) <= cited, f"{item['title']!r} lacks {sorted(set(item['links']) - cited)}"
 
 
 def test_schema_rejects_a_bad_outcome(tmp_path: Path) -> None:

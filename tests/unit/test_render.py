@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, matrix
+from harness import cli
 from harness.outcomes import MEANINGS, SYMBOLS, Outcome
 from harness.render import markdown
 from tests.unit import synthetic
 
 
 def render(doc: dict | None = None) -> str:
-    return markdown.render(matrix.build(synthetic.registry(), doc or synthetic.results()))
+    return markdown.render(synthetic.build(synthetic.registry(), doc or synthetic.results()))
 
 
 def section(text: str, heading: str) -> str:
@@ -125,7 +125,7 @@ def test_pipes_in_registry_text_do_not_break_tables() -> None:
     reg = synthetic.registry()
     exec_entry = next(e for e in reg.raw["scenarios"] if e["id"] == "runtime_commands/exec")
     exec_entry["expect"]["runvm"]["reason"] = "stdin | stdout"
-    text = section(markdown.render(matrix.build(reg, synthetic.results())), "#### docker exec")
+    text = section(markdown.render(synthetic.build(reg, synthetic.results())), "#### docker exec")
     row = next(line for line in text.splitlines() if line.startswith("| runvm"))
     assert "stdin \\| stdout" in row
     assert len(row.replace("\\|", "").split("|")) == 7  # five columns
