@@ -16,6 +16,7 @@ from harness.context import Ctx, Evidence, Refused, TimedOut
 from harness.outcomes import Documented, Outcome, documented_verdict, verdict
 from harness.scenario import Scenario
 from harness.session import Session
+from harness.waiting import poll
 
 
 def draw_examples(spec: Scenario, budget: int) -> list[dict[str, Any]]:
@@ -120,16 +121,15 @@ class CellRunner:
         if not created:
             return []
         info = self.s.available.get(runtime)
-        deadline = time.monotonic() + SETTLE_S
-        while True:
+
+        def look() -> tuple[list[str], dict[str, int]]:
             shims = cleanup.orphan_shims(created, self.s.client)
-            found = [*leftovers.in_cgroups(created),
-                     *(line for cid, pid in shims.items() for line in leftovers.describe_shim(cid, pid)),
-                     *(leftovers.runtime_reported(runtime, info.path, info.args, created, self.s.exec_root)
-                       if info else [])]
-            if not found or time.monotonic() >= deadline:
-                break
-            time.sleep(0.5)
+            return [*leftovers.in_cgroups(created),
+                    *(line for cid, pid in shims.items() for line in leftovers.describe_shim(cid, pid)),
+                    *(leftovers.runtime_reported(runtime, info.path, info.args, created, self.s.exec_root)
+                      if info else [])], shims
+
+        found, shims = poll(look, lambda seen: not seen[0], SETTLE_S, interval=0.5).value
         for pid in shims.values():
             procs.kill_tree(pid)  # found and reported; the next cell must not inherit it
         return found

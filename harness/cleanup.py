@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import docker
+import psutil
 
 from harness import labels, paths, procs
 from harness.daemon import DAEMONS, DaemonRecord, teardown
@@ -64,12 +65,10 @@ def live_runs() -> set[str]:
 
 def shims_by_container() -> dict[str, int]:
     found = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        argv = procs.cmdline(int(entry.name))
-        if argv and SHIM in os.path.basename(argv[0]) and "-id" in argv:
-            found[argv[argv.index("-id") + 1]] = int(entry.name)
+    for proc in psutil.process_iter():
+        argv = procs.cmdline(proc.pid)
+        if argv and SHIM in os.path.basename(argv[0]) and "-id" in argv[:-1]:
+            found[argv[argv.index("-id") + 1]] = proc.pid
     return found
 
 
@@ -92,7 +91,7 @@ def remove_leftovers(client: docker.DockerClient, keep_run: str | None = None) -
     removed: list[str] = []
 
     def dead(obj_labels: dict[str, str] | None) -> bool:
-        return bool(obj_labels) and labels.RUN in obj_labels and obj_labels[labels.RUN] not in live
+        return obj_labels is not None and labels.RUN in obj_labels and obj_labels[labels.RUN] not in live
 
     for c in client.containers.list(all=True, filters={"label": labels.RUN}, ignore_removed=True):
         if dead(c.labels):

@@ -11,16 +11,17 @@ import os
 import secrets
 import shutil
 import subprocess
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import docker
+import psutil
 from pyroute2 import IPRoute
 
 from harness import paths, procs
 from harness.setup import criu, images
+from harness.waiting import WaitTimedOut, wait_for
 
 DAEMONS = paths.STATE / "daemons"
 EXEC_BASE = Path("/run/vmparity")
@@ -144,20 +145,20 @@ class DisposableDaemon:
         self._proc = proc
         rec.pid = proc.pid
         rec.save()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def answers() -> bool:
             if proc.poll() is not None:
-                self.stop()
                 raise RuntimeError(f"disposable dockerd exited with {proc.returncode}: {self.log_tail()}")
             try:
-                if os.path.exists(self.socket) and self.client.ping():
-                    break
+                return os.path.exists(self.socket) and bool(self.client.ping())
             except Exception:
-                pass
-            time.sleep(0.2)
-        else:
+                return False
+
+        try:
+            wait_for(answers, f"the disposable dockerd on {self.socket} answering a ping", timeout, interval=0.2)
+        except (RuntimeError, WaitTimedOut) as e:
             self.stop()
-            raise RuntimeError(f"disposable dockerd did not answer within {timeout}s: {self.log_tail()}")
+            raise RuntimeError(f"{e}; its log: {self.log_tail()}") from None
         images.ensure(self.client)
         return self
 
@@ -199,11 +200,7 @@ class DisposableDaemon:
 def _processes_of(rec: DaemonRecord) -> list[int]:
     """containerd shims (and their children) that belong to this daemon's containerd, found by exact path."""
     marker = f"{rec.exec_root}/containerd/"
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit() and any(marker in arg for arg in procs.cmdline(int(entry.name))):
-            found.append(int(entry.name))
-    return found
+    return [p.pid for p in psutil.process_iter() if any(marker in arg for arg in procs.cmdline(p.pid))]
 
 
 def teardown(rec: DaemonRecord) -> list[str]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 from pyroute2 import IPRoute
 
 from harness import runtime_data
+from harness.waiting import poll
 
 SYSCTLS = (
     "net/ipv4/ip_forward", "net/ipv4/ping_group_range", "net/ipv4/ip_unprivileged_port_start",
@@ -27,8 +27,8 @@ def _links_and_addrs() -> tuple[set[str], set[str], set[str], set[str]]:
         for link in ipr.get_links():
             name = link.get_attr("IFLA_IFNAME")
             names[link["index"]] = name
-            kind = (link.get_attr("IFLA_LINKINFO") or {})
-            kind = kind.get_attr("IFLA_INFO_KIND") if kind else None
+            info = link.get_attr("IFLA_LINKINFO")
+            kind = info.get_attr("IFLA_INFO_KIND") if info else None
             up = "up" if link["flags"] & 1 else "down"
             links.add(f"link {name} kind={kind} mac={link.get_attr('IFLA_ADDRESS')} {up} "
                       f"mtu={link.get_attr('IFLA_MTU')} master={link.get_attr('IFLA_MASTER')}")
@@ -66,7 +66,7 @@ def _mounts() -> set[str]:
 
 
 def _netns() -> set[str]:
-    out = set()
+    out: set[str] = set()
     for d in ("/run/netns", "/var/run/docker/netns"):
         if os.path.isdir(d):
             out.update(f"netns {d}/{n}" for n in os.listdir(d))
@@ -131,9 +131,5 @@ def relevant(change: str, markers: tuple[str, ...]) -> bool:
 def settled_diff(before: Snapshot, markers: tuple[str, ...] = (), settle_s: float = 6.0) -> list[str]:
     """Changes attributable to the scenario. Docker tears some things down asynchronously (netns, veths):
     give it a moment before calling it impact."""
-    deadline = time.monotonic() + settle_s
-    while True:
-        changes = [c for c in diff(before, snapshot()) if relevant(c, markers)]
-        if not changes or time.monotonic() >= deadline:
-            return changes
-        time.sleep(0.5)
+    return poll(lambda: [c for c in diff(before, snapshot()) if relevant(c, markers)], lambda changes: not changes,
+                settle_s, interval=0.5).value

@@ -105,7 +105,9 @@ def build(m: Matrix) -> ET.ElementTree:
 
 
 def to_string(m: Matrix) -> str:
-    return ET.tostring(build(m).getroot(), encoding="unicode", xml_declaration=True) + "\n"
+    root = build(m).getroot()
+    assert root is not None
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
 def write(m: Matrix, path: Path) -> None:

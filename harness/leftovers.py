@@ -11,38 +11,30 @@ are killed afterwards, by pid, so the next cell starts clean.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
+
+import psutil
 
 from harness import procs, runtime_data
 from harness.paths import DOCKER_EXEC_ROOT
 
 
-def _comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return "?"
-
-
 def in_cgroups(container_ids: Iterable[str]) -> list[str]:
     """Live processes whose cgroup path (any hierarchy) names one of the containers."""
     ids = [c for c in container_ids if c]
-    found = []
+    found: list[str] = []
     if not ids:
         return found
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for proc in psutil.process_iter():
         try:
-            groups = Path(entry.path, "cgroup").read_text()
+            groups = Path(f"/proc/{proc.pid}/cgroup").read_text()  # psutil has no cgroup membership
         except OSError:
             continue
         hit = next((cid for cid in ids if cid in groups), None)
-        if hit is not None and procs.alive(int(entry.name)):
-            found.append(f"process {entry.name} ({_comm(int(entry.name))}) still in the cgroup of container "
+        if hit is not None and procs.alive(proc.pid):
+            found.append(f"process {proc.pid} ({procs.comm(proc.pid)}) still in the cgroup of container "
                          f"{hit[:12]}")
     return sorted(found)
 
@@ -51,7 +43,7 @@ def describe_shim(cid: str, pid: int) -> list[str]:
     below = [p for p in procs.descendants(pid) if procs.alive(p)]
     return [f"orphan containerd shim {pid} of removed container {cid[:12]}"
             + (f", with {len(below)} process(es) below it: "
-               + ", ".join(f"{p} ({_comm(p)})" for p in below[:8]) if below else "")]
+               + ", ".join(f"{p} ({procs.comm(p)})" for p in below[:8]) if below else "")]
 
 
 def runtime_reported(runtime: str, path: str, args: list[str], container_ids: Iterable[str],

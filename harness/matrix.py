@@ -155,7 +155,7 @@ def _runtimes(described: dict[str, runtime_data.RuntimeData], doc: dict[str, Any
     views = []
     for name in names:
         meta = registered.get(name)
-        info = infos.get(name) or next((h["runtimes"][name] for _, h in sorted(hosts.items())
+        info: dict[str, Any] = infos.get(name) or next((h["runtimes"][name] for _, h in sorted(hosts.items())
                                         if name in (h.get("runtimes") or {})), {})
         views.append(RuntimeView(name, meta.description if meta else "", meta.link if meta else None, name in in_run,
                                  name == doc["baseline"], dict(info) if name in in_run else {}))

@@ -4,86 +4,87 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import os
 import signal
-import time
 from pathlib import Path
+
+import psutil
 
 _libc = ctypes.CDLL(None, use_errno=True)
 MNT_DETACH = 2
 
 
-def cmdline(pid: int) -> list[str]:
+def _process(pid: int) -> psutil.Process | None:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
-    except OSError:
+        return psutil.Process(pid)
+    except (psutil.NoSuchProcess, ValueError):
+        return None
+
+
+def cmdline(pid: int) -> list[str]:
+    p = _process(pid)
+    try:
+        return p.cmdline() if p else []
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
         return []
 
 
-def parent_map() -> dict[int, int]:
-    parents = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                stat = Path(entry.path, "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    return parents
+def comm(pid: int) -> str:
+    p = _process(pid)
+    try:
+        return p.name() if p else "?"
+    except psutil.Error:
+        return "?"
 
 
 def descendants(pid: int) -> list[int]:
     """All processes below pid, deepest first (so children die before the parent that could respawn them)."""
-    parents = parent_map()
-    children: dict[int, list[int]] = {}
-    for child, parent in parents.items():
-        children.setdefault(parent, []).append(child)
+    p = _process(pid)
+    if p is None:
+        return []
     order: list[int] = []
 
-    def walk(p: int) -> None:
-        for c in children.get(p, []):
-            walk(c)
-            order.append(c)
+    def walk(proc: psutil.Process) -> None:
+        try:
+            kids = proc.children()
+        except psutil.Error:
+            return
+        for kid in kids:
+            walk(kid)
+            order.append(kid.pid)
 
-    walk(pid)
+    walk(p)
     return order
 
 
 def alive(pid: int) -> bool:
+    """Running or sleeping; a zombie is dead for our purposes."""
+    p = _process(pid)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is dead for our purposes
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
+        return p is not None and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return False
 
 
 def kill_tree(pid: int, sig: int = signal.SIGKILL, wait_s: float = 5.0) -> list[int]:
     """Kill pid and everything below it; returns the pids signalled."""
     victims = [*descendants(pid), pid]
-    for p in victims:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(p, sig)
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline and any(alive(p) for p in victims):
-        time.sleep(0.05)
+    procs = [p for v in victims if (p := _process(v)) is not None]
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.send_signal(sig)
+    psutil.wait_procs(procs, timeout=wait_s)
     return victims
 
 
 def terminate(pid: int, grace_s: float = 20.0) -> None:
     """SIGTERM, then SIGKILL of the whole tree after the grace period."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
+    p = _process(pid)
+    if p is None:
         return
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and alive(pid):
-        time.sleep(0.1)
-    if alive(pid):
+    with contextlib.suppress(psutil.Error):
+        p.terminate()
+    _gone, still = psutil.wait_procs([p], timeout=grace_s)
+    if still and alive(pid):
         kill_tree(pid)
 
 

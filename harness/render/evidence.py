@@ -167,7 +167,8 @@ def example_lines(columns: Sequence[tuple[str, dict[str, Any]]], max_agreed: int
     flats = [(lbl, flatten(o["observation"]) if isinstance(o.get("observation"), dict) else None)
              for lbl, o in columns]
     keys = sorted({k for _, f in flats if f for k in f})
-    differing, agreed = [], []
+    differing: list[Line] = []
+    agreed: list[Line] = []
     for key in keys:
         values = tuple((lbl, value_text(f[key]) if f is not None and key in f else MISSING) for lbl, f in flats)
         line = Line(key, values)

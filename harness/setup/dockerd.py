@@ -4,16 +4,18 @@ environment, looks criu up there for `docker checkpoint`."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import docker
+import psutil
 
 from harness import paths
 from harness.setup import criu
+from harness.waiting import WaitTimedOut, wait_for
 
 RELOADABLE = {"runtimes", "default-runtime", "debug", "labels", "live-restore"}
 
@@ -35,19 +37,17 @@ def _pid() -> int | None:
     except (OSError, ValueError):
         return None
     try:
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
+        return pid if psutil.Process(pid).name() == "dockerd" else None
+    except psutil.Error:
         return None
-    return pid if comm == "dockerd" else None
 
 
 def environ(pid: int) -> dict[str, str] | None:
-    """A process's environment as it was started (/proc/<pid>/environ), or None where it cannot be read."""
+    """A process's environment as it was started, or None where it cannot be read."""
     try:
-        raw = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
+        return dict(psutil.Process(pid).environ())
+    except psutil.Error:
         return None
-    return dict(kv.split("=", 1) for kv in raw.decode(errors="replace").split("\0") if "=" in kv)
 
 
 def running_environ() -> tuple[int | None, dict[str, str] | None]:
@@ -80,13 +80,10 @@ def start(timeout: float = 60) -> None:
     with open(paths.DOCKERD_LOG, "ab") as log:
         proc = subprocess.Popen(["dockerd"], stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=dockerd_env(),
                                 start_new_session=True, close_fds=True)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if is_up():
-            return
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
+    with contextlib.suppress(WaitTimedOut):
+        wait_for(lambda: is_up() or proc.poll() is not None, "dockerd answering or exiting", timeout, interval=0.2)
+    if is_up():
+        return
     raise SystemExit(f"setup: dockerd did not come up (exit status {proc.poll()}); "
                      f"last lines of {paths.DOCKERD_LOG}:\n{_log_tail()}")
 
@@ -95,11 +92,13 @@ def stop(timeout: float = 30) -> None:
     pid = _pid()
     if pid is None:
         return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-        time.sleep(0.2)
-    if Path(f"/proc/{pid}").exists():
+    try:
+        proc = psutil.Process(pid)
+        proc.terminate()
+    except psutil.NoSuchProcess:
+        return
+    _gone, still = psutil.wait_procs([proc], timeout=timeout)
+    if still:
         raise SystemExit(f"setup: dockerd (pid {pid}) did not stop within {timeout}s")
 
 

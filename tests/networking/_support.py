@@ -20,7 +20,7 @@ from typing import Any
 from docker.models.containers import Container
 
 from harness.context import Ctx, Refused
-from tests.polling import poll
+from harness.waiting import poll
 
 PORT = 8080
 CONNECT_TIMEOUT_S = 3

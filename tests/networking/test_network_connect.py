@@ -13,8 +13,8 @@ from typing import Any
 
 from harness.context import Ctx, refusals
 from harness.scenario import scenario
+from harness.waiting import poll
 from tests.networking._support import fetch, in_subnet, ip_on, ipv4_addrs, name, server_cmd, subnet_of, wait_serving
-from tests.polling import poll
 
 SETTLE_S = 10
 """How long the new network's address may take to show up (or go) inside before it counts as never: a VM runtime

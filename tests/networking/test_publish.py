@@ -7,8 +7,8 @@ from typing import Any
 
 from harness.context import Ctx, Refused
 from harness.scenario import scenario
+from harness.waiting import Polled, poll
 from tests.networking._support import free_port, host_read, server_cmd
-from tests.polling import Polled, poll
 
 BODY = "published-ok"
 READY_S = 20

@@ -23,7 +23,7 @@ from docker.models.containers import Container
 from harness import hostcgroup
 from harness.context import Ctx, refusals
 from harness.scenario import scenario
-from tests.polling import poll
+from harness.waiting import poll
 from tests.resources._support import ABSENT, parse_pairs, read_files
 
 MiB = 1024 * 1024

@@ -15,7 +15,7 @@ from typing import Any
 from harness import hostcgroup
 from harness.context import Ctx, refusals
 from harness.scenario import scenario
-from tests.polling import poll
+from harness.waiting import poll
 from tests.resources._support import ABSENT, parse_pairs
 
 LIMIT = 16

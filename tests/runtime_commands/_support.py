@@ -15,7 +15,7 @@ import docker
 from docker.models.containers import Container
 
 from harness.context import Ctx, Refused, TimedOut, refusals
-from tests.polling import Polled, poll
+from harness.waiting import Polled, poll
 
 _LONG_HEX = re.compile(r"\b[0-9a-f]{64}\b")
 _SHORT_HEX = re.compile(r"\b[0-9a-f]{12}\b")

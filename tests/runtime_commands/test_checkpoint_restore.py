@@ -17,7 +17,7 @@ from harness.checkpoint_upload import start_from_checkpoint
 from harness.context import Ctx, Refused, refusals
 from harness.documented import Check
 from harness.scenario import scenario
-from tests.polling import poll
+from harness.waiting import poll
 from tests.runtime_commands._support import COUNTER, counter_values, stable_refusals, state
 
 

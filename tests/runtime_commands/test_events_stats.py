@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.context import Ctx, refusals
 from harness.scenario import scenario
-from tests.polling import poll
+from harness.waiting import poll
 from tests.runtime_commands._support import stable_refusals
 
 MiB = 1024 * 1024

@@ -14,7 +14,7 @@ from docker.models.containers import Container
 
 from harness.context import Ctx, refusals
 from harness.scenario import scenario
-from tests.polling import poll
+from harness.waiting import poll
 from tests.runtime_commands._support import stable_refusals, state
 
 TRAPS = ("trap 'echo got-USR1' USR1; trap 'echo got-TERM; exit 0' TERM; echo started; "

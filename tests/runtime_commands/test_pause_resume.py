@@ -11,7 +11,7 @@ from typing import Any
 
 from harness.context import Ctx, Refused, refusals
 from harness.scenario import scenario
-from tests.polling import poll
+from harness.waiting import poll
 from tests.runtime_commands._support import COUNTER, counter_values, stable_refusals, state
 
 PAUSED_FOR = 1.0

@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.context import Ctx, Refused, refusals
 from harness.scenario import scenario
-from tests.polling import poll
+from harness.waiting import poll
 from tests.runtime_commands._support import stable_refusals
 
 MAX_CMD = 48

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness import hostcgroup
-from tests.polling import poll
+from harness.waiting import poll
 
 V1 = """31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
 32 31 0:29 / {root}/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct

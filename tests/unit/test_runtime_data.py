@@ -61,7 +61,7 @@ def test_a_bad_file_is_refused_with_its_name(tmp_path: Path, text: str, problem:
 
 def test_a_file_named_for_another_runtime_is_refused(tmp_path: Path) -> None:
     (tmp_path / "one.yaml").write_text("name: two\ndescription: d\n")
-    with pytest.raises(schema.SchemaError, match="two.yaml"):
+    with pytest.raises(schema.SchemaError, match=r"two\.yaml"):
         runtime_data.load.__wrapped__(tmp_path)
 
 

@@ -1,8 +1,10 @@
-"""Waiting in oracles without hiding anything: every poll says whether what it waited for happened, and when.
+"""The one way the suite waits: every wait says whether what it waited for happened, and when.
 
 A poll that returns its last value silently on timeout lets a runtime under which an effect never happens look
 like runc when the oracle then reads the same "nothing" on both sides. Oracles put `reached` (or the state the
-poll got to) into the observation and the measured wait into ctx.notes.
+poll got to) into the observation and the measured wait into ctx.notes; the harness's own waits either settle
+(take whatever the last probe saw once the time is up, and say so) or `wait_for`, whose error names what it
+waited for.
 """
 
 from __future__ import annotations
@@ -49,6 +51,19 @@ def poll(probe: Callable[[], T], until: Callable[[T], bool], timeout: float, int
         value = probe()
         probes += 1
     return Polled(value, True, clock() - start, probes)
+
+
+class WaitTimedOut(TimeoutError):
+    """What a wait waited for did not happen in time; the message names it and the last thing seen."""
+
+
+def wait_for(probe: Callable[[], T], what: str, timeout: float, interval: float = 0.1,
+             until: Callable[[T], bool] = bool) -> T:
+    """The probe's first value satisfying `until` (truthy by default), or WaitTimedOut naming `what`."""
+    polled = poll(probe, until, timeout, interval)
+    if not polled.reached:
+        raise WaitTimedOut(f"{what}: not within {timeout:g}s ({polled.probes} probes; last: {polled.value!r:.200})")
+    return polled.value
 
 
 def when(waited_s: float, immediately_s: float = 0.5) -> str:
