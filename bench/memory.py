@@ -7,14 +7,16 @@ waiting in the pool belong to no container and are not counted. PSS splits pages
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from bench.common import DEFAULT_RUNTIMES, LABEL, available, client, image, table
 from harness import procs
 from harness.cleanup import shims_by_container
-from runtime.runvm.vm import pool
 
 MiB = 1024 * 1024
 
@@ -32,8 +34,6 @@ def pss_kib(pid: int) -> int:
 def _pooled_qemus() -> dict[str, int]:
     """container id -> QEMU pid for VMs taken from runvm's pool. A keeper started them, so they hang below
     whichever container's shim happened to start that keeper: runvm's state says whose they are."""
-    import json
-
     found = {}
     for path in Path("/run/docker").glob("runtime-*/moby/*/state.json"):
         try:
@@ -43,6 +43,15 @@ def _pooled_qemus() -> dict[str, int]:
         if (state.get("extra") or {}).get("pool_slot") and state.get("qemu_pid"):
             found[path.parent.name] = int(state["qemu_pid"])
     return found
+
+
+def _pool_owned() -> set[int]:
+    """Keepers and unclaimed spare VMs, as `runvm pool list` reports them: bench asks runvm, never imports it."""
+    exe = Path(sys.executable).with_name("runvm")
+    if not exe.exists():
+        return set()
+    out = subprocess.run([str(exe), "pool", "list"], capture_output=True, text=True, timeout=30, check=True)
+    return {int(pid) for spare in json.loads(out.stdout) for pid in spare.get("owned_pids", [])}
 
 
 def measure(runtime: str, count: int, settle_s: float) -> dict[str, object]:
@@ -55,7 +64,7 @@ def measure(runtime: str, count: int, settle_s: float) -> dict[str, object]:
         time.sleep(settle_s)
         shims = shims_by_container()
         pooled = _pooled_qemus()
-        elsewhere = set(pooled.values()) | pool.pids()  # counted for their own container, or for none
+        elsewhere = set(pooled.values()) | _pool_owned()  # counted for their own container, or for none
         totals, runtime_only = [], []
         for ctr in containers:
             shim = shims.get(ctr.id)

@@ -50,4 +50,5 @@ def run(args: argparse.Namespace, ctx: object) -> int:
 
 def _listing(key: str | None) -> list[dict[str, object]]:
     return [{"slot": str(s.dir), "ready": bool(s.info.get("ready")), "claimed_by": s.info.get("claimed_by"),
-             "keeper_alive": s.keeper_alive, "qemu_alive": s.qemu_alive} for s in pool.slots(key)]
+             "keeper_alive": s.keeper_alive, "qemu_alive": s.qemu_alive, "owned_pids": pool.owned_pids(s)}
+            for s in pool.slots(key)]

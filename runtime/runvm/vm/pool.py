@@ -325,16 +325,17 @@ def _wait_gone(s: Slot, qemu: bool = True, timeout: float = 5.0) -> None:
         time.sleep(0.02)
 
 
+def owned_pids(s: Slot) -> list[int]:
+    """A spare's live keeper and QEMU while no container has claimed it: processes of no container."""
+    if s.claimed:
+        return []
+    return [int(s.info[who]) for who in ("keeper", "qemu")
+            if s.info.get(who) and proc_start_time(int(s.info[who])) == s.info.get(f"{who}_start")]
+
+
 def pids() -> set[int]:
     """Processes the pool owns right now (keepers and unclaimed VMs): not leaks of any container."""
-    found: set[int] = set()
-    for s in slots():
-        if s.claimed:
-            continue
-        for who in ("keeper", "qemu"):
-            if s.info.get(who) and proc_start_time(int(s.info[who])) == s.info.get(f"{who}_start"):
-                found.add(int(s.info[who]))
-    return found
+    return {pid for s in slots() for pid in owned_pids(s)}
 
 
 def keeper_argv(tb_mib: int | None) -> list[str]:
