@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from harness import diff as diffmod
 from harness import gate as gatemod
-from harness import junit, labels, matrix, paths, registry, results, schema, summary
+from harness import junit, labels, matrix, paths, reference, registry, results, schema, summary
 from harness import merge as mergemod
-from harness.render import html, markdown
+from harness.render import cell_evidence, html, markdown
 
 SCENARIO_DIRS = ("tests/runtime_commands", "tests/networking", "tests/resources")
 DEFAULT_RESULTS = paths.REFERENCE / "results.json"
@@ -54,30 +55,42 @@ def _write(path: Path, text: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------- render
+def _href(target: Path, page: Path) -> str:
+    return os.path.relpath(target, page.parent).replace(os.sep, "/") + "/"
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     m, _ = _load_matrix(args.results, args.registry)
-    md = markdown.render(m)
+    evidence_dir = args.evidence_dir or args.results.parent / "evidence"
+    md = markdown.render(m, _href(evidence_dir, args.out_md))
     if args.check:
         current = args.out_md.read_text() if args.out_md.exists() else ""
-        if current == md:
-            _say(f"{args.out_md} is current (run {m.run_id})")
+        stale = cell_evidence.stale(m, evidence_dir)
+        if current == md and not stale:
+            _say(f"{args.out_md} and {_rel(evidence_dir)} are current (run {m.run_id})")
             return 0
-        delta = list(difflib.unified_diff(current.splitlines(), md.splitlines(), f"{args.out_md} (committed)",
-                                          f"{args.out_md} (rendered from {args.results})", lineterm="", n=1))
-        _say(f"{args.out_md} is stale or was edited by hand; regenerate it with `vmparity render` "
-             f"(it is rendered from {args.registry.name} and run {m.run_id}):")
-        _say("\n".join(delta[:60]) + ("\n..." if len(delta) > 60 else ""))
+        if current != md:
+            delta = list(difflib.unified_diff(current.splitlines(), md.splitlines(), f"{args.out_md} (committed)",
+                                              f"{args.out_md} (rendered from {args.results})", lineterm="", n=1))
+            _say(f"{args.out_md} is stale or was edited by hand; regenerate it with `vmparity render` "
+                 f"(it is rendered from {args.registry.name} and run {m.run_id}):")
+            _say("\n".join(delta[:60]) + ("\n..." if len(delta) > 60 else ""))
+        if stale:
+            _say(f"the evidence in {_rel(evidence_dir)} is stale; regenerate it with `vmparity render`: "
+                 + "; ".join(stale[:10]) + (" ..." if len(stale) > 10 else ""))
         return 1
     _write(args.out_md, md)
-    written = [args.out_md]
+    written = [str(args.out_md)]
+    files = cell_evidence.write_all(m, evidence_dir)
+    written.append(f"{len(files)} evidence files in {evidence_dir}")
     if not args.no_html:
-        _write(args.out_html, html.render(m))
-        written.append(args.out_html)
+        _write(args.out_html, html.render(m, _href(evidence_dir, args.out_html)))
+        written.append(str(args.out_html))
     if args.junit:
         junit.write(m, args.junit)
-        written.append(args.junit)
+        written.append(str(args.junit))
     _say("\n".join(summary.lines(m)))
-    _say("wrote " + ", ".join(str(p) for p in written))
+    _say("wrote " + ", ".join(written))
     return 0
 
 
@@ -121,7 +134,19 @@ def cmd_merge(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------- reference
 def cmd_reference(args: argparse.Namespace) -> int:
     source = args.run if args.run.name == "results.json" else args.run / "results.json"
+    if not source.exists():
+        raise SystemExit(f"vmparity reference: no results at {source}")
     doc = results.load(source)
+    found = reference.problems(doc, set(registry.load(args.registry).scenarios))
+    if found and not args.allow_unclean:
+        raise SystemExit(f"vmparity reference: run {doc['run_id']} is not one clean run, so docs/limitations.md "
+                         "would describe code that is not at the commit it names:\n  - " + "\n  - ".join(found)
+                         + "\nrun the matrix again at a clean commit, or pass --allow-unclean (the document's "
+                         "header then says why)")
+    doc["provenance"].pop("reference_problems", None)
+    if found:
+        doc["provenance"]["reference_problems"] = found
+    schema.validate("results", doc)
     results.write_json_atomic(DEFAULT_RESULTS, doc)
     _say(f"{DEFAULT_RESULTS} is now run {doc['run_id']} ({len(doc['cells'])} cells); `vmparity render` next")
     return 0
@@ -196,8 +221,10 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--out-html", type=Path, default=DEFAULT_HTML, help=f"default: {_rel(DEFAULT_HTML)}")
     d.add_argument("--no-html", action="store_true", help="skip the HTML page")
     d.add_argument("--junit", type=Path, default=None, help="also write JUnit XML here")
+    d.add_argument("--evidence-dir", type=Path, default=None,
+                   help="per-scenario evidence files (default: evidence/ next to --results)")
     d.add_argument("--check", action="store_true",
-                   help="write nothing; exit 1 if --out-md differs from what would be rendered")
+                   help="write nothing; exit 1 if --out-md or the evidence differs from what would be rendered")
 
     f = sub.add_parser("diff", help="per-cell changes between two results files")
     f.add_argument("a", type=Path)
@@ -222,6 +249,9 @@ def parser() -> argparse.ArgumentParser:
 
     ref = sub.add_parser("reference", help="copy a run's results.json to reports/reference/results.json")
     ref.add_argument("run", type=Path, help="a run directory or its results.json")
+    ref.add_argument("--allow-unclean", action="store_true",
+                     help="accept a merged, dirty, unfinished or partial run; the document's header says which")
+    ref.add_argument("--registry", type=Path, default=paths.REGISTRY)
     return p
 
 

@@ -64,7 +64,10 @@ class ResultsStore:
                 self.doc["cells"] = previous
                 raise
 
-    def finish(self, finished: str) -> None:
+    def finish(self, finished: str, suite_at_finish: dict[str, Any] | None = None) -> None:
+        """suite_at_finish is the suite's commit when the run ended: a reference must start and end on one."""
         with self._lock:
             self.doc["provenance"]["finished"] = finished
+            if suite_at_finish is not None:
+                self.doc["provenance"]["suite_at_finish"] = suite_at_finish
             self._save()

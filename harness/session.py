@@ -75,7 +75,7 @@ class Session:
         self.verdicts: list[tuple[str, str, str, str | None, str]] = []
 
     def finish(self) -> None:
-        self.store.finish(provenance.now())
+        self.store.finish(provenance.now(), provenance.suite_commit())
         with contextlib.suppress(OSError):
             latest = paths.RUNS / "latest"
             latest.unlink(missing_ok=True)

@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from harness.matrix import CellView, Matrix, ScenarioView
 from harness.outcomes import DOCUMENTED_MEANINGS, Documented, Outcome, Verdict
-from harness.render import evidence, provenance
+from harness.render import cell_evidence, evidence, provenance
 from harness.render.jinja import environment
 from harness.render.words import (
     NOT_IN_RUN_WORD,
@@ -140,7 +140,7 @@ def _pair_evidence(m: Matrix, c: CellView) -> evidence.CellEvidence | None:
                           max_examples=8, max_agreed=12)
 
 
-def _detail(m: Matrix, s: ScenarioView, c: CellView) -> dict[str, Any]:
+def _detail(m: Matrix, s: ScenarioView, c: CellView, evidence_href: str | None = None) -> dict[str, Any]:
     ev = _pair_evidence(m, c)
     exp = c.expectation
     return {
@@ -159,7 +159,8 @@ def _detail(m: Matrix, s: ScenarioView, c: CellView) -> dict[str, Any]:
                      for e in ev.examples] if ev else [],
         "omitted": ev.omitted if ev else 0,
         "duration_s": c.record.get("duration_s") if c.record else None,
-        "evidence_dir": (c.record.get("evidence") or {}).get("dir") if c.record else None,
+        "evidence_dir": (c.record.get("evidence") or {}).get("dir") if c.record and not evidence_href else None,
+        "evidence_file": f"{evidence_href}{cell_evidence.relpath(s)}" if evidence_href and c.record else None,
         "run_id": c.record.get("run_id") if c.record else None,
     }
 
@@ -195,13 +196,13 @@ def embed_json(data: Any) -> Markup:
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
-def context(m: Matrix) -> dict[str, Any]:
+def context(m: Matrix, evidence_href: str | None = None) -> dict[str, Any]:
     details: dict[str, Any] = {}
     rows = []
     for s in m.scenarios:
         cells = []
         for c in s.cells:
-            d = _detail(m, s, c)
+            d = _detail(m, s, c, evidence_href)
             details[cell_key(c)] = d
             cells.append({"key": cell_key(c), "runtime": c.runtime, "outcome": c.outcome.value,
                           "cls": badge_class(c.outcome), "classes": f"{badge_class(c.outcome)} {_verdict_class(c)}",
@@ -229,5 +230,6 @@ def context(m: Matrix) -> dict[str, Any]:
     }
 
 
-def render(m: Matrix) -> str:
-    return environment(autoescape=True).get_template(TEMPLATE).render(**context(m))
+def render(m: Matrix, evidence_href: str | None = None) -> str:
+    """evidence_href: where the per-scenario evidence files are, relative to the page (None: the run's dirs)."""
+    return environment(autoescape=True).get_template(TEMPLATE).render(**context(m, evidence_href))

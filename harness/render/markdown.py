@@ -12,7 +12,7 @@ from tabulate import tabulate
 
 from harness.matrix import CellView, Matrix, ScenarioView
 from harness.outcomes import DOCUMENTED_MEANINGS, DOCUMENTED_SYMBOLS, SYMBOLS, Documented, Outcome, Verdict
-from harness.render import evidence, provenance
+from harness.render import cell_evidence, evidence, provenance
 from harness.render.jinja import environment
 from harness.render.words import (
     NOT_IN_RUN_WORD,
@@ -152,9 +152,11 @@ def _alike(e: evidence.ExampleEvidence) -> str | None:
     return f"alike everywhere: {pairs}{more}"
 
 
-def _scenario_context(m: Matrix, s: ScenarioView) -> dict[str, Any]:
+def _scenario_context(m: Matrix, s: ScenarioView, evidence_href: str | None) -> dict[str, Any]:
     ev = scenario_evidence(m, s)
+    recorded = any(c.record for c in s.cells)
     return {
+        "evidence_href": f"{evidence_href}{cell_evidence.relpath(s)}" if evidence_href and recorded else None,
         "anchor": s.anchor, "title": s.title, "id": s.id, "severity": s.severity, "summary": s.summary,
         "oracle": s.oracle, "workaround": s.workaround, "documented": list(s.documented),
         "unavailable_when": list(s.unavailable_when), "links": [link(u) for u in s.links],
@@ -173,7 +175,17 @@ def provenance_tables(m: Matrix) -> list[dict[str, str]]:
             for run_id, prov in m.hosts.items()]
 
 
-def context(m: Matrix) -> dict[str, Any]:
+def measured(m: Matrix) -> dict[str, Any]:
+    """When and at which suite commit the document's observations were made, and why it is not one clean run."""
+    suite = m.provenance.get("suite") or {}
+    commits = suite.get("commits") or ([suite["commit"]] if suite.get("commit") else [])
+    started = str(m.provenance.get("started") or "")
+    return {"commits": [str(c)[:12] for c in commits], "date": started[:10], "started": started,
+            "finished": m.provenance.get("finished"), "dirty": bool(suite.get("dirty")),
+            "problems": list(m.provenance.get("reference_problems") or [])}
+
+
+def context(m: Matrix, evidence_href: str | None = None) -> dict[str, Any]:
     runtimes = [[r.name, r.description, provenance.runtime_text(r.info) if r.in_run else NOT_IN_RUN_WORD]
                 for r in m.runtimes]
     return {
@@ -187,15 +199,17 @@ def context(m: Matrix) -> dict[str, Any]:
         "matrix": matrix_table(m), "summary": summary_lines(m), "disagreements": disagreements_table(m),
         "missing": sum(1 for c in m.cells if c.verdict == Verdict.UNEXPECTED_NOT_RUN),
         "sections": [{"title": sec.title, "text": sec.text,
-                      "areas": [{"title": a.title, "scenarios": [_scenario_context(m, s) for s in a.scenarios]}
+                      "areas": [{"title": a.title,
+                                 "scenarios": [_scenario_context(m, s, evidence_href) for s in a.scenarios]}
                                 for a in sec.areas]}
                      for sec in m.sections],
-        "provenance": provenance_tables(m),
+        "provenance": provenance_tables(m), "measured": measured(m),
         "merge": m.provenance.get("merge"),
     }
 
 
-def render(m: Matrix) -> str:
-    text = environment(autoescape=False).get_template(TEMPLATE).render(**context(m))
+def render(m: Matrix, evidence_href: str | None = None) -> str:
+    """evidence_href: where the per-scenario evidence files are, relative to the document (None: no links)."""
+    text = environment(autoescape=False).get_template(TEMPLATE).render(**context(m, evidence_href))
     text = "\n".join(line.rstrip() for line in text.splitlines())
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"

@@ -127,6 +127,7 @@
     pair(dl, "run", d.run_id);
     pair(dl, "duration", d.duration_s === null ? null : d.duration_s + " s");
     pair(dl, "evidence dir", d.evidence_dir);
+    pair(dl, "evidence", d.evidence_file, d.evidence_file);
     body.appendChild(dl);
     body.appendChild(el("p", d.summary));
     if (d.examples.length) {

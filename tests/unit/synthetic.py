@@ -75,6 +75,7 @@ PROVENANCE: dict[str, Any] = {
     "suite": {"commit": "0123456789abcdef", "dirty": False},
     "started": "2026-01-01T00:00:00+00:00",
     "finished": "2026-01-01T00:10:00+00:00",
+    "suite_at_finish": {"commit": "0123456789abcdef", "dirty": False},
     "options": {"repeat": 1, "examples": 4, "profile": "fast"},
 }
 

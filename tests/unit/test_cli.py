@@ -106,5 +106,7 @@ def test_reference_copies_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     (run_dir / "results.json").write_text(json.dumps(synthetic.results(run_id="ref-1")))
     target = tmp_path / "reference" / "results.json"
     monkeypatch.setattr(cli, "DEFAULT_RESULTS", target)
-    assert cli.main(["reference", str(run_dir)]) == 0
+    registry_file = tmp_path / "limitations.yaml"
+    registry_file.write_text(json.dumps(synthetic.REGISTRY))
+    assert cli.main(["reference", str(run_dir), "--registry", str(registry_file)]) == 0
     assert json.loads(target.read_text())["run_id"] == "ref-1"
