@@ -30,7 +30,7 @@ class Context:
 
 
 def _long_options(parser: argparse.ArgumentParser) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for action in parser._actions:
         names.update(o for o in action.option_strings if o.startswith("--"))
         if isinstance(action, argparse._SubParsersAction):

@@ -17,17 +17,20 @@ import contextlib
 import os
 import select
 import signal
-import time
 from pathlib import Path
+
+from runtime.runvm import wait
 
 HEADROOM = 4 << 20
 V1_UNLIMITED = 1 << 62
 
 
 def _rss(pid: int) -> int:
+    import psutil  # in the relay's own fork, never in the resident shim
+
     try:
-        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, IndexError, ValueError):
+        return int(psutil.Process(pid).memory_info().rss)
+    except psutil.Error:
         return 0
 
 
@@ -80,12 +83,7 @@ def signal_host_cgroup(cgroup_path: str, protect: tuple[int, ...] = ()) -> bool:
             lowered = min(lowered, int(original))
         limit_file.write_text(str(lowered))
         os.write(go_w, b"x")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                return True
-            time.sleep(0.01)
-        return False
+        return bool(wait.poll(lambda: os.waitpid(pid, os.WNOHANG)[0], 10, interval=0.01))
     finally:
         with contextlib.suppress(OSError):
             limit_file.write_text(original)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-import time
 from pathlib import Path
 
 from runtime.runvm.errors import RunvmError
+from runtime.runvm.wait import Deadline
+
+SHIM_CLEANUP_S = 6.0
+"""A shim told to give up (SIGTERM) first stops its VM (stop.py, at most ~4.5 s), then reports; then SIGKILL."""
 
 
 def write_pid_file(path: str, pid: int) -> None:
@@ -22,19 +25,21 @@ def write_pid_file(path: str, pid: int) -> None:
 
 
 def wait_ready(fd: int, child: int, what: str, timeout: float) -> None:
-    """Read the shim's verdict ("ok" or "error ..."); on failure reap the child and raise its message."""
+    """Read the shim's verdict ("ok" or "error ..."); on failure reap the child and raise its message. A shim
+    that takes too long is told to give up (SIGTERM: it stops its VM and leaves), then killed."""
     chunks = []
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout, f"the vm-shim to finish {what}")
     os.set_blocking(fd, False)
     import select
 
     while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            os.kill(child, 9)
-            os.waitpid(child, 0)
-            raise RunvmError(f"{what} did not complete within {timeout:.0f}s")
-        ready, _, _ = select.select([fd], [], [], left)
+        if deadline.expired():
+            from runtime.runvm.vm import stop
+
+            stop.stop(child, quit_s=0, term_s=SHIM_CLEANUP_S)
+            os.close(fd)
+            raise deadline.error()
+        ready, _, _ = select.select([fd], [], [], deadline.left())
         if not ready:
             continue
         data = os.read(fd, 65536)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import time
 
+from runtime.runvm import wait
 from runtime.runvm.errors import RunvmError
 from runtime.runvm.shim import control
 from runtime.runvm.state import PAUSED, RUNNING, State, check_id
@@ -39,6 +39,4 @@ def _wait_stopped(st: State, timeout: float = 30.0) -> None:
     """As with runc, the container's process must be gone when the command returns (CRIU killed the guest
     processes; the vm-shim follows within moments). containerd's shim then reports the exit as soon as this call
     returns, before the resume that follows every checkpoint: Docker does not see a paused, dead container."""
-    deadline = time.monotonic() + timeout
-    while st.alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait.poll(lambda: not st.alive(), timeout, interval=0.01)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import time
+from pathlib import Path
 
 from runtime.runvm import cgroups
 from runtime.runvm.errors import NotFound, RunvmError
-from runtime.runvm.state import CREATED, STOPPED, check_id, proc_start_time
+from runtime.runvm.state import CREATED, STOPPED, check_id
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,22 +16,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("id")
 
 
-def _kill_and_wait(pid: int, start: int, timeout: float = 10) -> None:
-    if proc_start_time(pid) != start:
-        return
-    os.kill(pid, signal.SIGKILL)  # QEMU dies with it (PDEATHSIG), its mount namespace with both
-    deadline = time.monotonic() + timeout
-    while proc_start_time(pid) == start and time.monotonic() < deadline:
-        time.sleep(0.01)
+SHIM_EXIT_S = 3.0
+"""Once its VM is gone a vm-shim records the exit and leaves by itself; after this long it is killed."""
 
 
-def _is_our_qemu(pid: int, state_dir: str) -> bool:
-    """Only the QEMU whose command line names this container's state directory (pids get reused)."""
+def _end_shim(pid: int, start: int) -> None:
+    """The shim, once its VM has been stopped: it notices, writes its exit and leaves; if it does not, SIGKILL
+    (through a pidfd: never a reused pid) and wait for its end (bounded: stop.py's)."""
+    from runtime.runvm.vm import stop
+
+    stop.stop(pid, start=start, quit_s=0, term_s=0, kill_s=stop.KILL_S, grace_s=SHIM_EXIT_S)
+
+
+def _stop_our_vm(pid: int, state_dir: str, qmp_sock: Path) -> None:
+    """Only the QEMU whose command line names this container's state directory (pids get reused): checked
+    through a pidfd held across the check, then ended the one way (stop.py)."""
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return state_dir.encode() in f.read()
+        fd = os.pidfd_open(pid)
     except OSError:
-        return False
+        return  # gone: the usual case, the shim stopped it when the container exited
+    try:
+        import psutil  # only for a VM still running at delete: `docker run --rm` never gets here
+
+        try:
+            ours = state_dir in " ".join(psutil.Process(pid).cmdline())
+        except psutil.Error:
+            ours = False
+        if ours:
+            from runtime.runvm.vm import stop
+
+            stop.stop(pid, qmp_sock, pidfd=fd)
+    finally:
+        os.close(fd)
 
 
 def run(args: argparse.Namespace, ctx: object) -> int:
@@ -48,14 +63,14 @@ def run(args: argparse.Namespace, ctx: object) -> int:
     status = st.effective_status()
     if status not in (STOPPED, CREATED) and not args.force:
         raise RunvmError(f"cannot delete container {container_id} that is not stopped: {status}")
-    if st.alive():
-        _kill_and_wait(st.pid, st.pid_start)
     slot = st.extra.get("pool_slot")
-    if st.qemu_pid and _is_our_qemu(st.qemu_pid, slot or str(store.dir(container_id))):
-        os.kill(st.qemu_pid, signal.SIGKILL)
+    # the VM first, the clean way (a SIGKILLed shim would take its own QEMU down with SIGKILL), then its shim
+    if st.qemu_pid:
+        qmp_sock = Path(slot) / "qmp.sock" if slot else store.sock_dir(container_id) / "qmp.sock"
+        _stop_our_vm(st.qemu_pid, slot or str(store.dir(container_id)), qmp_sock)
+    if st.alive():
+        _end_shim(st.pid, st.pid_start)
     if slot:
-        from pathlib import Path
-
         from runtime.runvm.vm import pool
 
         pool.remove_slot(Path(slot))

@@ -16,9 +16,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _comm(pid: int) -> str:
+    import psutil  # only for a process still there: a leftover (off the hot create/start path anyway)
+
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
+        return str(psutil.Process(pid).name())
+    except psutil.Error:
         return "?"
 
 

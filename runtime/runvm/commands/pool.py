@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
+from runtime.runvm import wait
 from runtime.runvm.errors import RunvmError
 from runtime.runvm.vm import plan as planmod
 from runtime.runvm.vm import pool, template
@@ -31,13 +31,12 @@ def run(args: argparse.Namespace, ctx: object) -> int:
         key = _pool_key(ctx)
         pool.prune()
         pool.refill(key, pool.keeper_argv(getattr(ctx, "tb_mib", None)))
-        deadline = time.monotonic() + args.wait
-        while args.wait:
-            if any(s.info.get("ready") and not s.claimed and s.keeper_alive for s in pool.slots(key)):
-                break
-            if time.monotonic() > deadline:
-                raise RunvmError(f"no spare VM was ready after {args.wait}s (see {pool.POOL_DIR}/keeper-failures.log)")
-            time.sleep(0.05)
+        if args.wait:
+            try:
+                wait.until(lambda: any(s.info.get("ready") and not s.claimed and s.keeper_alive
+                                       for s in pool.slots(key)), "a spare VM to be ready", args.wait, 0.05)
+            except wait.WaitTimeout as e:
+                raise RunvmError(f"{e} (see {pool.POOL_DIR}/keeper-failures.log)") from None
         print(json.dumps({"key": key, "spares": _listing(key)}))
         return 0
     if args.action == "list":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from types import SimpleNamespace
 
 from runtime.runvm.commands import create, delete, start
 
@@ -21,5 +20,5 @@ def run(args: argparse.Namespace, ctx: object) -> int:
         return 0
     pid = ctx.store.load(args.id).pid  # type: ignore[attr-defined]
     _, status = os.waitpid(pid, 0)  # the vm-shim is our child: its exit status is the container's
-    delete.run(SimpleNamespace(id=args.id, force=True), ctx)
+    delete.run(argparse.Namespace(id=args.id, force=True), ctx)
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)

@@ -41,7 +41,7 @@ def _resources(args: argparse.Namespace) -> dict:
         if not isinstance(res, dict):
             raise RunvmError("invalid --resources: not a JSON object")
         return res
-    res: dict = {"memory": {}, "cpu": {}, "pids": {}}
+    res = {"memory": {}, "cpu": {}, "pids": {}}
     for flag, (group, key) in {"memory": ("memory", "limit"), "memory_swap": ("memory", "swap"),
                                "memory_reservation": ("memory", "reservation"),
                                "kernel_memory": ("memory", "kernel"), "cpu_shares": ("cpu", "shares"),

@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 
-def serve(run: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]) -> int:
+def serve(run: Callable[[dict[str, Any]], Coroutine[Any, Any, dict[str, Any]]]) -> int:
     try:
         json.dump({"ok": True, **asyncio.run(run(json.load(sys.stdin)))}, sys.stdout)
         return 0

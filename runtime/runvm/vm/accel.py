@@ -49,8 +49,9 @@ def _probe_boot() -> tuple[bool, str]:
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        from runtime.runvm.vm import qemu
+
+        qemu.stop(proc)  # no QMP on the probe: SIGTERM, then SIGKILL
         return False, "a guest under KVM did not finish booting within 30 s"
     ok = "VMPARITY-PYTHON-OK" in log.read_text(errors="replace") if log.exists() else False
     return ok, "a guest booted under KVM" if ok else "a guest under KVM did not reach userspace"

@@ -22,8 +22,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from runtime.runvm import cgroups
+from runtime.runvm import cgroups, wait
 from runtime.runvm.errors import RunvmError
 from runtime.runvm.net import tap as tapmod
 from runtime.runvm.shim.constants import TAP
@@ -56,11 +57,11 @@ class Keeper:
         tpl, why = template.find(p.key)
         if tpl is None:
             raise RunvmError(f"no spare without a template: {why}")
-        self.proc = qemu.launch(p.restored(tpl), self.slot / "qemu.log", die_with_parent=False)
+        proc = self.proc = qemu.launch(p.restored(tpl), self.slot / "qemu.log", die_with_parent=False)
         os.close(tap_fd)
         pool.write_info(self.slot, keeper=os.getpid(), keeper_start=proc_start_time(os.getpid()),
-                        qemu=self.proc.pid, qemu_start=proc_start_time(self.proc.pid), key=p.pool_key)
-        client = await qmp.connect(self.slot / "qmp.sock", alive=lambda: self.proc.poll() is None)
+                        qemu=proc.pid, qemu_start=proc_start_time(proc.pid), key=p.pool_key)
+        client = await qmp.connect(self.slot / "qmp.sock", alive=lambda: proc.poll() is None)
         try:
             await qmp.restore(client, tpl.state)
         finally:
@@ -69,18 +70,19 @@ class Keeper:
         self.agent = await self._hold()
 
     async def _hold(self) -> Link:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            try:
-                reader, writer = await asyncio.open_unix_connection(str(self.slot / "agent.sock"))
-                link = Link(reader, writer, name="guest agent")
-                await link.request({"op": "hold"}, timeout=max(0.5, deadline - time.monotonic()))
-                await link.request({"op": "mount_share"}, timeout=max(0.5, deadline - time.monotonic()))
-                return link
-            except (OSError, RunvmError):
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RunvmError("the spare's guest agent did not answer") from None
-                await asyncio.sleep(0.05)
+        proc = self.proc
+        assert proc is not None
+
+        async def attempt(left: float) -> Link:
+            reader, writer = await asyncio.open_unix_connection(str(self.slot / "agent.sock"))
+            link = Link(reader, writer, name="guest agent")
+            start = time.monotonic()
+            await link.request({"op": "hold"}, timeout=max(0.5, left))
+            await link.request({"op": "mount_share"}, timeout=max(0.5, left - (time.monotonic() - start)))
+            return link
+
+        return await wait.until_async(attempt, "the spare's guest agent to answer", READY_TIMEOUT_S,
+                                      give_up=lambda: "its QEMU exited" if proc.poll() is not None else None)
 
     async def serve(self) -> bool:
         """Wait for a claim, the VM's end or the idle limit. True when the VM was handed over."""
@@ -89,14 +91,21 @@ class Keeper:
         server.listen(4)
         server.setblocking(False)
         loop = asyncio.get_running_loop()
-        vm_gone = loop.create_future()
+        vm_gone: asyncio.Future[None] = loop.create_future()
+        assert self.proc is not None
         pidfd = os.pidfd_open(self.proc.pid)
-        loop.add_reader(pidfd, lambda: vm_gone.done() or vm_gone.set_result(None))
+
+        def ended() -> None:
+            if not vm_gone.done():
+                vm_gone.set_result(None)
+
+        loop.add_reader(pidfd, ended)
         pool.write_info(self.slot, ready=time.time())
         try:
             while True:
                 accept = loop.create_task(loop.sock_accept(server))
-                done, _ = await asyncio.wait({accept, vm_gone}, timeout=pool.IDLE_S,
+                either: set[asyncio.Future[Any]] = {accept, vm_gone}
+                done, _ = await asyncio.wait(either, timeout=pool.IDLE_S,
                                              return_when=asyncio.FIRST_COMPLETED)
                 if accept not in done:
                     accept.cancel()
@@ -131,7 +140,7 @@ class Keeper:
             return False  # the VM is gone: nothing to hand over (serve sees it end)
         # no byte meant for the claimant may be read here: the transport stops reading before the snapshot of
         # what it had read already, and everything after that stays in the socket for the claimant
-        self.agent.writer.transport.pause_reading()
+        self.agent.writer.transport.pause_reading()  # type: ignore[attr-defined]  # a socket transport reads too
         self.agent.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.agent.task
@@ -151,8 +160,9 @@ class Keeper:
         return True
 
     def stop(self) -> None:
+        """A spare that was never handed over: its VM ends (stop.py's way), its slot goes."""
         if self.proc is not None:
-            qemu.kill(self.proc)
+            qemu.stop(self.proc, self.slot / "qmp.sock")
         pool.remove_slot(self.slot)
 
 

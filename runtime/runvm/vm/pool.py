@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime.runvm import lockfile
+from runtime.runvm import lockfile, wait
 from runtime.runvm.state import proc_start_time
 
 POOL_DIR = Path(os.environ.get("RUNVM_POOL_DIR", "/run/runvm-pool"))
@@ -57,15 +57,18 @@ class Slot:
     dir: Path
     info: dict[str, Any]
 
+    def _alive(self, who: str) -> bool:
+        """Whether the keeper, QEMU or claimant the slot names is that very process still (pids get reused)."""
+        pid, start = self.info.get(who), self.info.get(f"{who}_start")
+        return bool(pid) and proc_start_time(int(pid or 0)) == start
+
     @property
     def keeper_alive(self) -> bool:
-        pid, start = self.info.get("keeper"), self.info.get("keeper_start")
-        return bool(pid) and proc_start_time(int(pid)) == start
+        return self._alive("keeper")
 
     @property
     def qemu_alive(self) -> bool:
-        pid, start = self.info.get("qemu"), self.info.get("qemu_start")
-        return bool(pid) and proc_start_time(int(pid)) == start
+        return self._alive("qemu")
 
     @property
     def claimed(self) -> bool:
@@ -73,8 +76,7 @@ class Slot:
 
     @property
     def owner_alive(self) -> bool:
-        pid, start = self.info.get("claimed_by"), self.info.get("claimed_by_start")
-        return bool(pid) and proc_start_time(int(pid)) == start
+        return self._alive("claimed_by")
 
 
 def read_info(slot: Path) -> dict[str, Any]:
@@ -227,10 +229,19 @@ def _mount_points() -> set[str]:
     return points
 
 
-def _kill(pid: int | None, start: int | None) -> None:
+def _kill_keeper(pid: int | None, start: int | None) -> None:
+    """A keeper is no VM: SIGKILL (its spare's agent then powers the guest off; prune stops what remains)."""
     if pid and start and proc_start_time(int(pid)) == start:
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(pid), signal.SIGKILL)
+
+
+def _stop_vm(slot: Path, pid: int | None, start: int | None) -> None:
+    """A spare's QEMU, ended stop.py's way; start guards against a reused pid (None: found by command line)."""
+    from runtime.runvm.vm import stop
+
+    if pid:
+        stop.stop(int(pid), slot / "qmp.sock", start=start)
 
 
 def prune(drain: bool = False, grace_s: float = STARTING_S) -> list[str]:
@@ -244,7 +255,7 @@ def prune(drain: bool = False, grace_s: float = STARTING_S) -> list[str]:
             s = _started(s, grace_s)  # a keeper still starting: wait until it says what to kill
         if not s.claimed:
             if drain:
-                _kill(s.info.get("keeper"), s.info.get("keeper_start"))
+                _kill_keeper(s.info.get("keeper"), s.info.get("keeper_start"))
                 _wait_gone(s, qemu=False)
             elif s.keeper_alive or (not s.info and now - _mtime(s.dir) < grace_s):
                 continue
@@ -253,11 +264,12 @@ def prune(drain: bool = False, grace_s: float = STARTING_S) -> list[str]:
             s = Slot(s.dir, read_info(s.dir) or s.info)
         if s.claimed and s.owner_alive:
             continue
-        _kill(s.info.get("qemu"), s.info.get("qemu_start"))
-        if not s.info.get("qemu"):  # a keeper killed between QEMU's launch and its first note: find it by slot
+        if s.info.get("qemu"):
+            if s.info.get("qemu_start"):
+                _stop_vm(s.dir, s.info["qemu"], s.info["qemu_start"])
+        else:  # a keeper killed between QEMU's launch and its first note: find it by slot
             for pid in qemus_naming(s.dir):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+                _stop_vm(s.dir, pid, None)
         _wait_gone(s)
         remove_slot(s.dir)
         removed.append(str(s.dir))
@@ -275,40 +287,34 @@ def _remove_cgroup(wait_s: float) -> None:
     """A just-killed VM or keeper leaves its cgroup only once reaped: retry the rmdir for a moment."""
     from runtime.runvm import cgroups
 
-    deadline = time.monotonic() + wait_s
-    while True:
+    def removed() -> bool:
         cgroups.remove(POOL_CGROUP, wait_s=0.2)
-        if not cgroups.exists(POOL_CGROUP) or time.monotonic() > deadline:
-            return
-        time.sleep(0.05)
+        return not cgroups.exists(POOL_CGROUP)
+
+    wait.poll(removed, wait_s, interval=0.05)
 
 
 def qemus_naming(slot: Path) -> list[int]:
     """QEMU processes whose command line names the slot (its sockets and share are in it): a spare's, whatever
     its keeper managed to record."""
-    needle = str(slot).encode() + b"/"
+    import psutil  # only here (~20 ms to import): prune runs in keepers and commands, never in a create
+
+    needle = str(slot) + "/"
     found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if b"qemu-system" in os.path.basename(argv[0]) and any(needle in a for a in argv[1:]):
-            found.append(int(entry.name))
+    for p in psutil.process_iter(["cmdline"]):
+        argv = p.info["cmdline"] or [""]
+        if "qemu-system" in os.path.basename(argv[0]) and any(needle in a for a in argv[1:]):
+            found.append(p.pid)
     return found
 
 
 def _started(s: Slot, timeout: float) -> Slot:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and s.dir.exists():
+    """The slot once its keeper has noted its QEMU (or s as it was, if the slot goes or the keeper is slow)."""
+    def noted() -> Slot | None:
         info = read_info(s.dir)
-        if info.get("qemu"):
-            return Slot(s.dir, info)
-        time.sleep(0.05)
-    return s
+        return Slot(s.dir, info) if info.get("qemu") else None
+
+    return wait.poll(lambda: noted() or (None if s.dir.exists() else s), timeout, interval=0.05) or s
 
 
 def _mtime(d: Path) -> float:
@@ -320,9 +326,7 @@ def _mtime(d: Path) -> float:
 
 def _wait_gone(s: Slot, qemu: bool = True, timeout: float = 5.0) -> None:
     """Until the slot's keeper (and, with qemu, its VM) has ended."""
-    deadline = time.monotonic() + timeout
-    while (s.keeper_alive or (qemu and s.qemu_alive)) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait.poll(lambda: not (s.keeper_alive or (qemu and s.qemu_alive)), timeout)
 
 
 def owned_pids(s: Slot) -> list[int]:

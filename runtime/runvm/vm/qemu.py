@@ -139,7 +139,18 @@ class Adopted:
         os.close(self.fd)
 
 
-def kill(proc: subprocess.Popen[bytes] | Adopted) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGKILL)
+def stop(proc: subprocess.Popen[bytes] | Adopted, qmp_sock: Path | None = None) -> str:
+    """End the VM the one way (stop.py: QMP quit, SIGTERM, SIGKILL, bounded) and collect it: a Popen records
+    its returncode, an Adopted one notes it is gone. Returns how it ended."""
+    from runtime.runvm.vm import stop as stopmod
+
+    if proc.poll() is not None:
+        return stopmod.GONE
+    if isinstance(proc, Adopted):
+        how = stopmod.stop(proc.pid, qmp_sock, pidfd=proc.fd)
+        proc.poll()
+        return how
+    how = stopmod.stop(proc.pid, qmp_sock, reap=False)
+    if how != stopmod.STUCK:
         proc.wait()
+    return how

@@ -31,10 +31,16 @@ async def connect(sock: Path, timeout: float = 10.0, name: str = "runvm",
             await asyncio.sleep(0.01)
 
 
+async def _query(qmp: QMPClient, cmd: str) -> dict[str, Any]:
+    """A query's answer: QMP returns a JSON object for every query-* used here."""
+    reply = await qmp.execute(cmd)
+    return reply if isinstance(reply, dict) else {}
+
+
 async def _wait_migration(qmp: QMPClient, timeout: float) -> dict[str, Any]:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        info = await qmp.execute("query-migrate")
+        info = await _query(qmp, "query-migrate")
         status = info.get("status")
         if status == "completed":
             return info
@@ -61,10 +67,10 @@ async def restore(qmp: QMPClient, path: Path, timeout: float = 30) -> None:
     await qmp.execute("migrate-incoming", {"uri": f"exec:cat {path}"})
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        status = (await qmp.execute("query-status")).get("status")
+        status = (await _query(qmp, "query-status")).get("status")
         if status == "running":
             return
-        mig = await qmp.execute("query-migrate")
+        mig = await _query(qmp, "query-migrate")
         if mig.get("status") == "failed":
             raise RunvmError(f"restore from {path} failed: {mig.get('error-desc', '')}")
         if status in ("paused", "postmigrate", "prelaunch") and mig.get("status") == "completed":

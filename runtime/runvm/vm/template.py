@@ -247,17 +247,16 @@ async def _boot_and_save(tmp: Path, key: str, base: qemu.VMConfig) -> None:
                            "qmp_sock": tmp / "qmp.sock", "ram_file": tmp / "memory", "ram_shared": True,
                            "incoming": False, "tap_fd": None, "console_log": tmp / "console.log"})
     proc = qemu.launch(cfg, tmp / "qemu.log")
+    client = None
     try:
         client = await qmp.connect(cfg.qmp_sock, alive=lambda: proc.poll() is None)
         await _ping(cfg.agent_sock, PING_TIMEOUT_COLD, warm={"cgroup_layout": cgroups.layout()})
         await qmp.save(client, tmp / "state")
-        with contextlib.suppress(Exception):
-            await client.execute("quit")
-        with contextlib.suppress(Exception):
-            await client.disconnect()
-        await asyncio.get_running_loop().run_in_executor(None, proc.wait, 10)
     finally:
-        qemu.kill(proc)
+        if client is not None:  # QMP serves one client: stop's own `quit` needs it free
+            with contextlib.suppress(Exception):
+                await client.disconnect()
+        qemu.stop(proc, cfg.qmp_sock)
     _fill_holes(tmp / "memory")
     meta = {"key": key, "memory": _fingerprint(tmp / "memory"), "state": _fingerprint(tmp / "state"),
             "state_sha256": _digest(tmp / "state"), "created": time.time(), "size": base.size.key()}
