@@ -31,10 +31,11 @@ TRAP_SCRIPT = (
     "sleep 100000 & echo $! > /tmp/quitter; "
     "sleep 100001 & echo $! > /tmp/victim; "
     "sleep 100002 & echo $! > /tmp/sleeper; "
+    "sleep 100003 & echo $! > /tmp/stopped; "
     "echo ready; while :; do sleep 1; done"
 )
-"""PID 1 traps SIGUSR1 into a file; three sleepers: one killed from inside, one by SIGKILL to its stand-in, one
-stopped and continued through its stand-in."""
+"""PID 1 traps SIGUSR1 into a file; four sleepers: one killed inside, one by SIGKILL to its stand-in, one
+stopped and continued through its stand-in, one stopped through its stand-in and then killed inside."""
 
 
 # ---- what runvm should have written -------------------------------------------------------------------------
@@ -184,7 +185,7 @@ def alive(pid: int, created: float) -> bool:
 def test_top_pids_are_stand_ins_that_forward_signals(dk: Any, trapper: Any) -> None:
     """A docker-top PID is a stand-in on the host, child of the vm-shim, outside the container's cgroup: SIGUSR1
     to it runs PID 1's trap in the guest; SIGSTOP and SIGCONT stop and continue its guest process; SIGKILL
-    kills its guest process; a guest process killed inside takes its stand-in with it."""
+    kills its guest process; a guest process killed inside takes its stand-in with it, even a stopped one."""
     shim = int(dk.api.inspect_container(trapper.id)["State"]["Pid"])
     rows = top(trapper)
     init = rows[f"sh -c {TRAP_SCRIPT}"]
@@ -211,14 +212,18 @@ def test_top_pids_are_stand_ins_that_forward_signals(dk: Any, trapper: Any) -> N
     psutil.Process(rows["sleep 100001"]).kill()
     wait_for(lambda: guest_state(trapper, victim) == "gone", "the guest victim killed", 10)
 
-    # killed inside: the stand-in ends
-    quitter_host = rows["sleep 100000"]
-    created = psutil.Process(quitter_host).create_time()
-    assert trapper.exec_run(["kill", str(guest_pid(trapper, "quitter"))]).exit_code == 0
-    wait_for(lambda: not alive(quitter_host, created), "the killed guest process's stand-in gone", 10)
+    # killed inside: the stand-in ends, a stopped one too
+    for name, cmd, sig in (("quitter", "sleep 100000", "TERM"), ("stopped", "sleep 100003", "KILL")):
+        host_pid = rows[cmd]
+        created = psutil.Process(host_pid).create_time()
+        if name == "stopped":
+            psutil.Process(host_pid).send_signal(signal.SIGSTOP)
+            wait_for(lambda: guest_state(trapper, guest_pid(trapper, "stopped")) == "T", "the guest stopped", 10)
+        assert trapper.exec_run(["kill", f"-{sig}", str(guest_pid(trapper, name))]).exit_code == 0
+        wait_for(lambda p=host_pid, t=created: not alive(p, t), f"the stand-in of {cmd!r} killed inside gone", 10)
 
     after = top(trapper)
-    assert "sleep 100000" not in after and "sleep 100001" not in after
+    assert not {"sleep 100000", "sleep 100001", "sleep 100003"} & set(after)
     assert after["sleep 100002"] == sleeper_host and after[f"sh -c {TRAP_SCRIPT}"] == init
 
 

@@ -232,6 +232,11 @@ class StandIns:
         except OSError:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(s.pid, signal.SIGKILL)
+            return
+        # a stand-in stopped on the host (kill -STOP) cannot read its message: continue it (SIGCONT resumes a
+        # process even while blocked; the stand-in then reports it, which is not forwarded once ending)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(s.pid, signal.SIGCONT)
 
     def stop_all(self) -> None:
         for s in list(self.by_guest.values()):
