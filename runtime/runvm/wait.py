@@ -68,20 +68,18 @@ def until(cond: Callable[[], T], what: str, timeout: float, interval: float = IN
 
 async def until_async(attempt: Callable[[float], Awaitable[T]], what: str, timeout: float,
                       retry_on: tuple[type[BaseException], ...] = (OSError, RunvmError),
-                      give_up: Callable[[], str | None] = lambda: None, interval: float = 0.05) -> T:
-    """Retry attempt(time left) until it returns; errors in retry_on mean "not yet". give_up() returning a
-    reason ends the wait at once (the process being waited on has died, say)."""
+                      check: Callable[[], None] | None = None, interval: float = 0.05) -> T:
+    """Retry attempt(seconds left) until it returns; errors in retry_on mean "not yet". check(), called before
+    every attempt, ends the wait by raising (the process being waited on has died, say)."""
     import asyncio  # only here: the short commands and the resident shim never load it
 
     end = time.monotonic() + timeout
     while True:
+        if check is not None:
+            check()
         try:
             return await attempt(max(0.0, end - time.monotonic()))
         except retry_on as e:
-            last = e
-        reason = give_up()
-        if reason:
-            raise RunvmError(f"{what}: {reason}") from last
-        if time.monotonic() > end:
-            raise WaitTimeout(what, timeout, str(last) if str(last) else last.__class__.__name__) from None
+            if time.monotonic() > end:
+                raise WaitTimeout(what, timeout, str(e) or e.__class__.__name__) from None
         await asyncio.sleep(interval)

@@ -33,6 +33,8 @@ async def call(fn: Callable[..., Any], *args: Any, timeout: float = 60, keep: tu
     pid = os.fork()
     if pid == 0:
         os.close(r)
+        signal.set_wakeup_fd(-1)  # the parent loop's: a signal here must not look like one to the parent
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         _only({w, *keep})
         try:
             result = {"ok": fn(*args)}

@@ -27,11 +27,14 @@ from runtime.runvm.shim.constants import FORWARDED_SIGNALS, IMAGES_DIR, INIT_STR
 from runtime.runvm.shim.loop import Loop
 from runtime.runvm.shim.quiet import quiet_python_streams
 from runtime.runvm.shim.relay import FdToStream, StreamToFd
+from runtime.runvm.shim.stages import handover
 from runtime.runvm.statefile import CREATED, PAUSED, RUNNING, STOPPED
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every resident shim ~0.7 MB
 if TYPE_CHECKING:
     from typing import Any
+
+    from runtime.runvm.shim.stages.handover import Handover
 
     Respond = Callable[[dict[str, Any]], None]
 
@@ -41,18 +44,20 @@ OOM_GRACE_S = 0.2
 """After the relayed OOM: time for containerd to read its eventfd before it sees the exit."""
 
 
-def resident_main(handover_path: str, h: dict[str, Any]) -> None:
+def resident_main(handover_path: str, raw: dict[str, Any]) -> None:
     """Entry point after the exec. Never returns."""
     with contextlib.suppress(OSError):
         os.unlink(handover_path)
-    quiet_python_streams(os.path.join(h["state_dir"], "shim.log"))
-    log.configure(h["log"]["path"], h["log"]["format"])
+    h = handover.from_json(raw)
+    quiet_python_streams(os.path.join(h.state_dir, "shim.log"))
+    log.configure(h.log["path"], h.log["format"])
     shim = VmShim(h)
     try:
         shim.serve()
     except BaseException as e:  # the container's exit status must still be reported
         log.error(f"runvm shim failed: {e!r}")
         shim.code = 255
+        shim._stop_vm()  # the clean way while we can (a kill -9 of the shim leaves it to PDEATHSIG)
     finally:
         os._exit(shim.code)
 
@@ -62,22 +67,22 @@ def _error(e: BaseException | str) -> dict[str, Any]:
 
 
 class VmShim:
-    def __init__(self, h: dict[str, Any]) -> None:
+    def __init__(self, h: Handover) -> None:
         self.h = h
-        self.id = h["id"]
-        self.d: str = h["state_dir"]
-        self.tty = bool(h["tty"])
-        self.qemu_pid = int(h["qemu_pid"])
+        self.id = h.id
+        self.d: str = h.state_dir
+        self.tty = bool(h.tty)
+        self.qemu_pid = int(h.qemu_pid)
         try:  # a pooled QEMU is not our child: its pid may be reused once it is gone, its pidfd never
             self.qemu_fd: int | None = os.pidfd_open(self.qemu_pid)
         except OSError:
             self.qemu_fd = None
-        self.own_netns = bool(h["own_netns"])
-        self.nics: dict[str, dict[str, Any]] = h["nics"]
+        self.own_netns = bool(h.own_netns)
+        self.nics: dict[str, dict[str, Any]] = h.nics
         self.next_nic = 0
-        self.dns_server: str | None = h["dns_server"]
-        self.max_vcpus = int(h["max_vcpus"])
-        self.cpuset_pinned = bool(h["cpuset_pinned"])
+        self.dns_server: str | None = h.dns_server
+        self.max_vcpus = int(h.max_vcpus)
+        self.cpuset_pinned = bool(h.cpuset_pinned)
         self.loop = Loop()
         self.agent: Conn | None = None
         self.routes: dict[int, Conn] = {}
@@ -85,25 +90,25 @@ class VmShim:
         self.next_stream = 4
         self.outputs: dict[int, StreamToFd] = {}
         self.stdin_relay: FdToStream | None = None
-        self.tty_slave: int | None = h["fds"].get("tty")
+        self.tty_slave: int | None = h.fds.get("tty")
         self.oom_killed = False
         self.stand_ins: Any = None
-        self.status = statefile.read(h["state_dir"])["status"]
+        self.status = statefile.read(h.state_dir)["status"]
         self.code = 255
         self.exiting = False
         self.helper_queue: list[Callable[[], None]] = []
         self.helper_busy = False
         self.net_timer: int | None = None
         self.oom_relay: list[Callable[[], None]] | None = None
-        self.resources: dict[str, Any] = h.get("resources") or {}
+        self.resources: dict[str, Any] = h.resources or {}
         """The spec's resources as updated since: what the host's cgroup limits derive from (limits.py)."""
-        self.vm: dict[str, Any] = h.get("vm") or {}
+        self.vm: dict[str, Any] = h.vm or {}
 
     # ---- start-up after the exec and the end ------------------------------------------------------
     def serve(self) -> None:
         for problem in self._host_limits(self.resources):
             log.warning(f"host cgroup limit not applied: {problem}")
-        fds = self.h["fds"]
+        fds = self.h.fds
         self.agent = Conn(self.loop, socket.socket(fileno=fds["agent"]), self._on_agent_frame, "guest agent",
                           on_close=lambda: self._finish(255, "the guest agent's channel closed", vm_alive=False))
         send = self.agent.send
@@ -115,9 +120,9 @@ class VmShim:
             self.outputs = {INIT_STREAMS["stdout"]: StreamToFd(self.loop, 1, INIT_STREAMS["stdout"], send),
                             INIT_STREAMS["stderr"]: StreamToFd(self.loop, 2, INIT_STREAMS["stderr"], send)}
             self.stdin_relay = FdToStream(self.loop, 0, INIT_STREAMS["stdin"], send)
-        self.agent.feed(base64.b64decode(self.h.get("unread") or ""))
-        for kind, ident, payload in self.h.get("early") or []:
-            self._on_agent_frame(kind, ident, base64.b64decode(payload))
+        self.agent.feed(self.h.unread)
+        for kind, ident, payload in self.h.early:
+            self._on_agent_frame(kind, ident, payload)
         self.server = socket.socket(fileno=fds["server"])
         self.server.setblocking(False)
         self.loop.add_reader(self.server.fileno(), self._accept)
@@ -125,7 +130,7 @@ class VmShim:
         self._watch_qemu()
         if self.own_netns:
             self._watch_network()
-        if self.h.get("restored"):
+        if self.h.restored:
             self.stdin_relay.start()
         self.loop.run()
 
@@ -168,11 +173,19 @@ class VmShim:
             done()
 
     def _stop_vm(self) -> None:
-        if self.qemu_fd is not None:
-            with contextlib.suppress(OSError):
-                signal.pidfd_send_signal(self.qemu_fd, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.qemu_pid, 0)
+        """The VM ends the one way (stop.py: QMP quit, SIGTERM, SIGKILL; bounded) and is reaped. Without a pidfd
+        it has ended and been reaped already (_watch_qemu), or was gone at start."""
+        if self.qemu_fd is None:
+            return
+        from runtime.runvm.vm.stop import stop
+
+        stop(self.qemu_pid, self.h.qmp_sock, pidfd=self.qemu_fd)
+
+    @property
+    def conn(self) -> Conn:
+        """The agent's channel, once serve() has opened it (every handler runs after that)."""
+        assert self.agent is not None
+        return self.agent
 
     def _set_status(self, status: str, **extra: Any) -> None:
         self.status = status
@@ -203,11 +216,14 @@ class VmShim:
             if key == "init":
                 code = protocol.exit_code(ev.get("status") or {})
                 if self.oom_relay is not None:  # Docker must see the OOM before the exit, as with runc
-                    self.oom_relay.append(lambda: self.loop.call_later(OOM_GRACE_S, lambda: self._finish(code)))
+                    def finish_later(code: int = code) -> None:
+                        self.loop.call_later(OOM_GRACE_S, lambda: self._finish(code))
+
+                    self.oom_relay.append(finish_later)
                 else:
                     self._finish(code)
             else:
-                owner = self.exec_owner.pop(key, None)
+                owner = self.exec_owner.pop(str(key), None)
                 if owner is not None:
                     owner.send(protocol.message(protocol.EVENT, 0, ev))
         elif kind == "gone":  # a process a docker-top stand-in stands for (op_watch)
@@ -228,7 +244,7 @@ class VmShim:
             try:
                 from runtime.runvm import oom
 
-                oom.signal_host_cgroup(self.h["cgroup_path"], protect=(self.qemu_pid,))
+                oom.signal_host_cgroup(self.h.cgroup_path, protect=(self.qemu_pid,))
             finally:
                 os._exit(0)
         self._reap_later(pid, self._oom_relayed)
@@ -254,7 +270,7 @@ class VmShim:
     def _agent_request(self, ident: int, req: dict[str, Any]) -> None:
         """Requests from the guest: only DNS queries for Docker's embedded server, asked from our netns."""
         if req.get("op") != "dns" or not self.dns_server:
-            self.agent.respond(ident, _error(f"unknown guest request {req.get('op')!r}"))
+            self.conn.respond(ident, _error(f"unknown guest request {req.get('op')!r}"))
             return
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.setblocking(False)
@@ -265,7 +281,7 @@ class VmShim:
             self.loop.remove_reader(fd)
             self.loop.cancel(state.get("timer"))
             s.close()
-            self.agent.respond(ident, reply)
+            self.conn.respond(ident, reply)
 
         def readable() -> None:
             with contextlib.suppress(BlockingIOError):
@@ -276,7 +292,7 @@ class VmShim:
             s.send(base64.b64decode(req["data"]))
         except OSError as e:
             s.close()
-            self.agent.respond(ident, _error(e))
+            self.conn.respond(ident, _error(e))
             return
         self.loop.add_reader(fd, readable)
         state["timer"] = self.loop.call_later(5.0, lambda: finish(_error("no answer from Docker's DNS")))
@@ -294,7 +310,7 @@ class VmShim:
             if kind == protocol.REQUEST:
                 self._control(client, ident, json.loads(payload))
             elif kind in (protocol.DATA, protocol.EOF, protocol.CREDIT) and self.routes.get(ident) is client:
-                self.agent.send(protocol.frame(kind, ident, payload))
+                self.conn.send(protocol.frame(kind, ident, payload))
 
         def closed() -> None:
             for sid in [s for s, owner in self.routes.items() if owner is holder[0]]:
@@ -327,7 +343,7 @@ class VmShim:
             else:
                 respond(_error(reply.get("error") or f"{body.get('op')} failed"))
 
-        self.agent.request(body, got, timeout=timeout)
+        self.conn.request(body, got, timeout=timeout)
 
     def op_start(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
         if self.status != CREATED:
@@ -336,7 +352,8 @@ class VmShim:
 
         def started(_reply: dict[str, Any]) -> None:
             self._set_status(RUNNING)
-            self.stdin_relay.start()
+            if self.stdin_relay is not None:
+                self.stdin_relay.start()
             respond({})
 
         log.trace("start req")
@@ -358,13 +375,21 @@ class VmShim:
         if self.status != RUNNING:
             respond(_error(f"container not running ({self.status})"))
             return
-        self._ask({"op": "pause"}, lambda _r: (self._set_status(PAUSED), respond({})), respond)
+        def paused(_r: dict[str, Any]) -> None:
+            self._set_status(PAUSED)
+            respond({})
+
+        self._ask({"op": "pause"}, paused, respond)
 
     def op_resume(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
         if self.status != PAUSED:
             respond(_error("container not paused"))
             return
-        self._ask({"op": "resume"}, lambda _r: (self._set_status(RUNNING), respond({})), respond)
+        def resumed(_r: dict[str, Any]) -> None:
+            self._set_status(RUNNING)
+            respond({})
+
+        self._ask({"op": "resume"}, resumed, respond)
 
     def op_ps(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
         def listed(reply: dict[str, Any]) -> None:
@@ -396,7 +421,7 @@ class VmShim:
         self._ask({"op": "stats"}, lambda r: respond({"stats": r.get("stats")}), respond)
 
     def op_state(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
-        respond({"status": self.status, "boot": self.h["boot"]})
+        respond({"status": self.status, "boot": self.h.boot})
 
     def _host_limits(self, res: dict[str, Any], only_raised_from: dict[str, Any] | None = None) -> list[str]:
         """The host cgroup's limits for resources res (the spec's plus the VM's allowance): all of them, or only
@@ -407,7 +432,7 @@ class VmShim:
         values = limits.host_limits(res, self.vm)
         if only_raised_from is not None:
             values = limits.raised(limits.host_limits(only_raised_from, self.vm), values)
-        return cgroups.apply(self.h["cgroup_path"], values) if values else []
+        return cgroups.apply(self.h.cgroup_path, values) if values else []
 
     def op_update(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
         """The guest's cgroups get the update as given (runc's semantics: 0 leaves a value); the host's cgroup the
@@ -474,10 +499,10 @@ class VmShim:
             self.exec_owner.pop(req["id"], None)
             respond(_error(reply.get("error") or "exec failed"))
 
-        self.agent.request({"op": "exec", "id": req["id"], "process": req["process"], "streams": streams}, done)
+        self.conn.request({"op": "exec", "id": req["id"], "process": req["process"], "streams": streams}, done)
 
     def op_exec_kill(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
-        self.agent.request({"op": "kill", "signal": int(req["signal"]), "process": req["id"]},
+        self.conn.request({"op": "kill", "signal": int(req["signal"]), "process": req["id"]},
                            lambda _r: respond({}))
 
     def op_resize(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
@@ -492,7 +517,7 @@ class VmShim:
 
         from runtime.runvm.shim import images
 
-        image_path, share = Path(req["image_path"]), Path(self.h.get("share_dir") or f"{self.d}/share")
+        image_path, share = Path(req["image_path"]), Path(self.h.share_dir or f"{self.d}/share")
         images.bind(share, image_path)
 
         def dumped(reply: dict[str, Any]) -> None:
@@ -503,7 +528,7 @@ class VmShim:
             (image_path / "runvm.json").write_text(json.dumps({"tty": self.tty, "info": reply.get("info") or {}}))
             respond({})
 
-        self.agent.request({"op": "checkpoint", "images": IMAGES_DIR, "leave_running": bool(req.get("leave_running"))},
+        self.conn.request({"op": "checkpoint", "images": IMAGES_DIR, "leave_running": bool(req.get("leave_running"))},
                            dumped, timeout=300)
 
     # ---- helpers for the rare operations (one at a time: QMP takes one client) ----------------------
@@ -516,7 +541,7 @@ class VmShim:
                                     stderr=subprocess.DEVNULL, close_fds=True,
                                     env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
             assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write(json.dumps({"qmp_sock": self.h["qmp_sock"], **body}).encode())
+            proc.stdin.write(json.dumps({"qmp_sock": self.h.qmp_sock, **body}).encode())
             proc.stdin.close()
             out = proc.stdout
             fd = out.fileno()
@@ -610,9 +635,9 @@ class VmShim:
                 return
             self.nics, self.next_nic = reply["nics"], reply["next_nic"]
             for mac in reply.get("take_down") or []:
-                self.agent.request({"op": "net_remove", "mac": mac}, lambda _r: None)
+                self.conn.request({"op": "net_remove", "mac": mac}, lambda _r: None)
             for nic in reply.get("configure") or []:
-                self.agent.request({"op": "net_add", "nic": nic}, _net_added, timeout=30)
+                self.conn.request({"op": "net_add", "nic": nic}, _net_added, timeout=30)
 
         def _net_added(reply: dict[str, Any]) -> None:
             if not reply.get("ok"):

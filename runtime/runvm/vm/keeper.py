@@ -81,8 +81,11 @@ class Keeper:
             await link.request({"op": "mount_share"}, timeout=max(0.5, left - (time.monotonic() - start)))
             return link
 
-        return await wait.until_async(attempt, "the spare's guest agent to answer", READY_TIMEOUT_S,
-                                      give_up=lambda: "its QEMU exited" if proc.poll() is not None else None)
+        def check() -> None:
+            if proc.poll() is not None:
+                raise RunvmError("the spare's guest agent did not answer: its QEMU exited")
+
+        return await wait.until_async(attempt, "the spare's guest agent to answer", READY_TIMEOUT_S, check=check)
 
     async def serve(self) -> bool:
         """Wait for a claim, the VM's end or the idle limit. True when the VM was handed over."""
