@@ -39,7 +39,7 @@ def log(msg: str) -> None:
 
 
 async def serve(path: str) -> None:
-    from agent.server import Agent
+    from runtime.agent.server import Agent
 
     fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     Agent(fd)
@@ -49,9 +49,9 @@ async def serve(path: str) -> None:
 
 def main() -> None:
     # warm the imports a request would otherwise pay for after every restore
-    import agent.net
-    import agent.process
-    import agent.server  # noqa: F401
+    import runtime.agent.net
+    import runtime.agent.process
+    import runtime.agent.server  # noqa: F401
 
     os.makedirs("/run/share", exist_ok=True)
     path = find_port()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
-from agent import libc
+from runtime.agent import libc
 
 NAMES = [
     "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",

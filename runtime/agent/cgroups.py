@@ -11,7 +11,7 @@ import os
 import time
 from typing import Any
 
-from agent import libc
+from runtime.agent import libc
 
 ROOT = "/sys/fs/cgroup"
 UNLIMITED = "-1"

@@ -30,9 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent import criurpc, libc
-from agent.cgroups import Cgroup
-from agent.process import ProcessError, Spawned, Stdio
+from runtime.agent import criurpc, libc
+from runtime.agent.cgroups import Cgroup
+from runtime.agent.process import ProcessError, Spawned, Stdio
 
 CRIU = "criu"
 WORK = "/run/vmparity-criu"

@@ -8,7 +8,7 @@ import os
 import stat
 from typing import Any
 
-from agent import libc
+from runtime.agent import libc
 
 FLAGS = {
     "ro": (libc.MS_RDONLY, True), "rw": (libc.MS_RDONLY, False),

@@ -15,7 +15,7 @@ import socket
 import struct
 from typing import Any
 
-from agent.ipbatch import IpBatch
+from runtime.agent.ipbatch import IpBatch
 
 IP_BATCH = IpBatch()
 SYS_NET = "/sys/class/net"

@@ -21,8 +21,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent import caps, libc, mounts
-from agent.cgroups import Cgroup
+from runtime.agent import caps, libc, mounts
+from runtime.agent.cgroups import Cgroup
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RLIMITS = {name: getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")}

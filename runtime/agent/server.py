@@ -13,9 +13,9 @@ import traceback
 from collections import OrderedDict
 from typing import Any
 
-from agent import cgroups, entropy, protocol, signals
-from agent.channel import Channel, InStream, OutStream
-from agent.process import (
+from runtime.agent import cgroups, entropy, signals
+from runtime.agent.channel import Channel, InStream, OutStream
+from runtime.agent.process import (
     ProcessError,
     Spawned,
     Stdio,
@@ -27,6 +27,7 @@ from agent.process import (
     start_init,
     waiting_pid,
 )
+from runtime.wire import frames
 
 VERSION = "1"
 SHARE_TAG = "share"
@@ -89,8 +90,6 @@ class Agent:
         """When the init exec'd (time.monotonic()): a signal soon after may wait for its handler (signals.py)."""
         self.oom_fd: int | None = None
         self.loop.add_signal_handler(signal.SIGCHLD, self.reap)
-        self.host_pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self.host_ids = 0
         self.dns_transport: asyncio.DatagramTransport | None = None
         self.prepare_timings: dict[str, float] = {}
         self.held = False
@@ -101,45 +100,36 @@ class Agent:
         self.statuses: OrderedDict[int, dict[str, int]] = OrderedDict()
         """The last exit statuses the agent reaped, for a watched process reaped before its pidfd was read."""
 
-    async def ask_host(self, body: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
-        """A request the other way round (the DNS relay): the host answers with a RESPONSE frame."""
-        self.host_ids += 1
-        ident = self.host_ids
-        fut: asyncio.Future[dict[str, Any]] = self.loop.create_future()
-        self.host_pending[ident] = fut
-        self.chan.send(protocol.message(protocol.REQUEST, ident, body))
-        try:
-            return await asyncio.wait_for(fut, timeout)
-        finally:
-            self.host_pending.pop(ident, None)
-
     # ---- channel -------------------------------------------------------------------------------
     def event(self, body: dict[str, Any]) -> None:
-        self.chan.send(protocol.message(protocol.EVENT, 0, body))
+        self.chan.event(body)
 
     def on_reset(self) -> None:
         """A new host end: streams of the old one are meaningless (only happens between template and clone).
         A held VM (see op_hold) has lost its owner instead: it powers off, so QEMU exits."""
         if self.held:
-            from agent import libc
+            from runtime.agent import libc
 
             libc.power_off()
 
     def on_frame(self, kind: int, ident: int, payload: bytes) -> None:
-        if kind == protocol.RESPONSE:
-            fut = self.host_pending.pop(ident, None)
-            if fut is not None and not fut.done():
-                fut.set_result(json.loads(payload))
-        elif kind == protocol.REQUEST:
-            self.loop.create_task(self.handle(ident, payload))
-        elif kind == protocol.DATA and ident in self.ins:
+        """Everything from the host but the replies to ask(), which the channel hands to their waiters."""
+        if kind == frames.REQUEST:
+            self.loop.create_task(self.handle(ident, payload, self.chan.session))
+        elif kind == frames.DATA and ident in self.ins:
             self.ins[ident].data(payload)
-        elif kind == protocol.EOF and ident in self.ins:
+        elif kind == frames.EOF and ident in self.ins:
             self.ins[ident].end()
-        elif kind == protocol.CREDIT and ident in self.outs:
-            self.outs[ident].grant(protocol.CREDIT_FMT.unpack(payload)[0])
+        elif kind == frames.CREDIT and ident in self.outs:
+            self.outs[ident].grant(frames.credit_amount(payload))
 
-    async def handle(self, ident: int, payload: bytes) -> None:
+    async def handle(self, ident: int, payload: bytes, session: int | None = None) -> None:
+        """Run op_<op> and reply; any failure is the reply's error, never the loop's."""
+        reply = await self.dispatch(payload)
+        self.chan.reply(ident, reply, session)
+
+    async def dispatch(self, payload: bytes) -> dict[str, Any]:
+        """The reply to one request: {"ok": True, ...op's result} or {"ok": False, "error": ...}."""
         try:
             req = json.loads(payload)
             op = req.get("op", "")
@@ -154,7 +144,7 @@ class Agent:
             reply = {"ok": False, "error": str(e)}
         except Exception as e:
             reply = {"ok": False, "error": f"{e.__class__.__name__}: {e}", "trace": traceback.format_exc()}
-        self.chan.send(protocol.message(protocol.RESPONSE, ident, reply))
+        return reply
 
     # ---- processes -----------------------------------------------------------------------------
     def reap(self) -> None:
@@ -194,6 +184,7 @@ class Agent:
             outs.append(OutStream(self.chan, streams["stdout"], os.dup(master), done))
             stdin = InStream(self.chan, streams["stdin"], os.dup(master), closable=False)
         else:
+            assert stdio.stdin is not None and stdio.stdout is not None and stdio.stderr is not None
             outs.append(OutStream(self.chan, streams["stdout"], stdio.stdout, done))
             outs.append(OutStream(self.chan, streams["stderr"], stdio.stderr, done))
             stdin = InStream(self.chan, streams["stdin"], stdio.stdin, closable=True)
@@ -223,7 +214,7 @@ class Agent:
         after its restore (the host's cgroup layout, the netlink socket), then freeze the heap for cheap forks."""
         import gc
 
-        from agent import net
+        from runtime.agent import net
 
         self.layout = cgroups.mount_layout(req.get("cgroup_layout") or [])
         cgroups.Cgroup.make_spare(self.layout)
@@ -240,7 +231,7 @@ class Agent:
 
     @staticmethod
     def _mount_share(options: str | None = None) -> None:
-        from agent import libc
+        from runtime.agent import libc
 
         if not os.path.ismount(SHARE_DIR):
             os.makedirs(SHARE_DIR, exist_ok=True)
@@ -273,7 +264,7 @@ class Agent:
         """Everything a container needs before its processes exist: the share, NICs, cgroups."""
         if self.init is not None:
             raise ProcessError("this VM already has a container")
-        from agent import net
+        from runtime.agent import net
 
         t = [time.monotonic()]
         self._mount_share(req.get("share_options"))
@@ -319,7 +310,7 @@ class Agent:
 
     async def op_restore(self, req: dict[str, Any]) -> dict[str, Any]:
         """A container brought back from a checkpoint (CRIU images under the share) instead of created."""
-        from agent import checkpoint
+        from runtime.agent import checkpoint
 
         discard_waiting()
         warnings, stdio, cfg = await self._prepare(req)
@@ -332,7 +323,7 @@ class Agent:
 
     async def op_checkpoint(self, req: dict[str, Any]) -> dict[str, Any]:
         """CRIU dump of the container into the share; without leave_running the processes end with it."""
-        from agent import checkpoint
+        from runtime.agent import checkpoint
 
         if self.init is None or self.init.status is not None or self.cgroup is None:
             raise ProcessError("container is not running")
@@ -367,7 +358,7 @@ class Agent:
 
     async def _dns(self, data: bytes, addr: tuple[str, int]) -> None:
         with contextlib.suppress(Exception):
-            reply = await self.ask_host({"op": "dns", "data": base64.b64encode(data).decode()})
+            reply = await self.chan.ask({"op": "dns", "data": base64.b64encode(data).decode()})
             if reply.get("ok") and self.dns_transport is not None:
                 self.dns_transport.sendto(base64.b64decode(reply["data"]), addr)
 
@@ -472,7 +463,7 @@ class Agent:
                 gone.append(pid)
                 continue
             self.watched[pid] = fd
-            self.loop.add_reader(fd, lambda pid=pid: self._watched_ended(pid))
+            self.loop.add_reader(fd, self._watched_ended, pid)
         return {"gone": gone}
 
     def _watched_ended(self, pid: int) -> None:
@@ -517,18 +508,18 @@ class Agent:
         return {"stats": self.cgroup.stats() if self.cgroup else {}}
 
     async def op_net_add(self, req: dict[str, Any]) -> dict[str, Any]:
-        from agent import net
+        from runtime.agent import net
 
         return {"name": await net.configure(req["nic"])}
 
     def op_sysctls(self, req: dict[str, Any]) -> dict[str, Any]:
-        from agent import net
+        from runtime.agent import net
 
         net.write_sysctls(req.get("values") or {})
         return {}
 
     async def op_net_remove(self, req: dict[str, Any]) -> dict[str, Any]:
-        from agent import net
+        from runtime.agent import net
 
         await net.remove(req["mac"])
         return {}

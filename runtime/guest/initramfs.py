@@ -1,4 +1,5 @@
-"""The initramfs: busybox, the guest's kernel modules, /init, and the agent with its one dependency.
+"""The initramfs: busybox, the guest's kernel modules, /init, and the agent (runtime.agent, runtime.wire) with
+its one dependency, all under /agent, the guest's import root (PYTHONPATH=/run/agent once /init copied it).
 
 It is the part that changes while the agent is developed, so it is built on its own, in seconds, from a
 cached base. It stays uncompressed: under TCG, decompressing costs more than copying the bytes.
@@ -85,7 +86,8 @@ def assemble(
     pyroute2_pkg: Path,
     guest_python: str,
 ) -> dict[str, object]:
-    """Lay out the initramfs tree in root (an empty directory); returns facts for the build record."""
+    """Lay out the initramfs tree in root (an empty directory); returns facts for the build record.
+    agent maps paths under the import root (runtime/agent/server.py) to their contents."""
     for d in SKELETON:
         (root / d).mkdir(parents=True, exist_ok=True)
     applets = _install_busybox(root)
@@ -93,7 +95,7 @@ def assemble(
     shutil.copyfile(init_script, root / "init")
     (root / "init").chmod(0o755)
     for rel, data in agent.items():
-        target = root / "agent/agent" / rel
+        target = root / "agent" / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
     _copy(package_files(pyroute2_pkg), pyroute2_pkg, root / "agent/pyroute2")

@@ -2,7 +2,8 @@
 
 Two keys, so that agent development only rebuilds the cheap part:
 - base: kernel package version + recipe (packages, modules) + the code that builds kernel, modules and image;
-- initrd: base key + /init + the agent's sources + pyroute2's version + busybox + the initramfs code.
+- initrd: base key + /init + the guest's Python (runtime.agent, runtime.wire) + pyroute2's version + busybox
+  + the initramfs code.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ PACKAGES = RECIPE / "packages.txt"
 MODULES = RECIPE / "modules.txt"
 INIT = RECIPE / "init"
 AGENT_SRC = REPO / "runtime" / "agent"
+GUEST_PACKAGES = ("runtime/agent", "runtime/wire")
+"""What the guest image carries, under the same import names as on the host (the agent imports itself as
+runtime.agent and the wire as runtime.wire), with runtime/__init__.py to make runtime a package there too."""
 VENV = REPO / ".venv"
 BASE_CODE = ("kernel.py", "modules.py", "osimage.py")
 INITRD_CODE = ("initramfs.py", "cpio.py")
@@ -41,8 +45,21 @@ def base_key(pkg: KernelPackage) -> str:
     return cache.digest([FORMAT, "base", pkg.name, pkg.version, PACKAGES, MODULES, *code])
 
 
-def agent_sources(src: Path = AGENT_SRC) -> dict[str, bytes]:
-    """The agent's *.py files by path relative to src; empty while the agent does not exist yet."""
+def agent_sources(src: Path | None = None) -> dict[str, bytes]:
+    """The guest's Python by its path in the guest's import root (runtime/agent/server.py, runtime/wire/...,
+    runtime/__init__.py); empty while the agent does not exist yet. With src: that directory's *.py files,
+    relative to it."""
+    if src is not None:
+        return _python_files(src)
+    if not _python_files(AGENT_SRC):
+        return {}
+    found = {"runtime/__init__.py": (REPO / "runtime" / "__init__.py").read_bytes()}
+    for pkg in GUEST_PACKAGES:
+        found.update({f"{pkg}/{rel}": data for rel, data in _python_files(REPO / pkg).items()})
+    return found
+
+
+def _python_files(src: Path) -> dict[str, bytes]:
     if not src.is_dir():
         return {}
     files = sorted(p for p in src.rglob("*.py") if "__pycache__" not in p.parts and p.is_file())

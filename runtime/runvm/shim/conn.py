@@ -1,23 +1,22 @@
-"""A framed connection (runtime.agent.protocol) on the resident shim's loop: requests with callbacks for their
-replies, everything else to on_frame. The agent's channel and every control or exec-shim client use it."""
+"""runtime.wire's framed connection on the resident shim's selector loop: requests whose replies go to
+callbacks, everything else to on_frame. The agent's channel and every control or exec-shim client use it."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
-import json
 import socket
 from collections.abc import Callable
 
-from runtime.agent import protocol
 from runtime.runvm.shim.loop import Loop
+from runtime.wire.connection import Connection, Reply
+from runtime.wire.frames import ConnectionClosed, WireError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every resident shim ~0.7 MB
 if TYPE_CHECKING:
     from typing import Any
 
-    Reply = Callable[[dict[str, Any]], None]
+    ReplyCallback = Callable[[dict[str, Any]], None]
 
 
 class Conn:
@@ -27,18 +26,20 @@ class Conn:
         self.on_close = on_close or (lambda: None)
         sock.setblocking(False)
         self.fd = sock.fileno()
-        self.decoder = protocol.Decoder()
+        self.wire = Connection(name)
         self.out = bytearray()
-        self.pending: dict[int, tuple[Reply, int | None]] = {}
-        self.ids = itertools.count(1)
-        self.closed = False
+        self.timers: dict[int, int] = {}
         self.writing = False
         loop.add_reader(self.fd, self._readable)
+
+    @property
+    def closed(self) -> bool:
+        return self.wire.closed
 
     def feed(self, data: bytes) -> None:
         """Bytes read before this object existed (e.g. by the set-up half of the shim)."""
         if data:
-            self._frames(data)
+            self._received(data)
 
     def _readable(self) -> None:
         try:
@@ -50,24 +51,26 @@ class Conn:
         if not data:
             self.close()
             return
-        self._frames(data)
+        self._received(data)
 
-    def _frames(self, data: bytes) -> None:
+    def _received(self, data: bytes) -> None:
         try:
-            frames = self.decoder.feed(data)
-        except ValueError:
+            events = self.wire.receive(data)
+        except WireError:
             self.close()
             return
-        for kind, ident, payload in frames:
-            if kind == protocol.RESPONSE and ident in self.pending:
-                cb, timer = self.pending.pop(ident)
-                self.loop.cancel(timer)
-                cb(json.loads(payload))
+        for ev in events:
+            if isinstance(ev, Reply):
+                self._answer(ev)
             else:
-                self.on_frame(kind, ident, payload)
+                self.on_frame(ev.kind, ev.ident, ev.payload)
+
+    def _answer(self, reply: Reply) -> None:
+        self.loop.cancel(self.timers.pop(reply.ident, None))
+        reply.token(reply.body)
 
     def send(self, data: bytes) -> None:
-        if self.closed:
+        if self.closed or not data:
             return
         self.out += data
         self._flush()
@@ -91,35 +94,34 @@ class Conn:
             self.loop.remove_writer(self.fd)
             self.writing = False
 
-    def request(self, body: dict[str, Any], cb: Reply, timeout: float | None = 30) -> None:
+    def request(self, body: dict[str, Any], cb: ReplyCallback, timeout: float | None = 30) -> None:
         """cb gets the reply; a timeout or a closed connection becomes {"ok": False, "error": ...}."""
-        if self.closed:
-            cb({"ok": False, "error": f"{self.name} closed"})
+        try:
+            ident, data = self.wire.request(body, cb)
+        except ConnectionClosed as e:
+            cb({"ok": False, "error": str(e)})
             return
-        ident = next(self.ids)
-        timer = None
         if timeout:
-            def expire() -> None:
-                if ident in self.pending:
-                    self.pending.pop(ident)[0]({"ok": False,
-                                                "error": f"{self.name}: no answer to {body.get('op')} in {timeout}s"})
-            timer = self.loop.call_later(timeout, expire)
-        self.pending[ident] = (cb, timer)
-        self.send(protocol.message(protocol.REQUEST, ident, body))
+            self.timers[ident] = self.loop.call_later(timeout, lambda: self._expire(ident, timeout))
+        self.send(data)
+
+    def _expire(self, ident: int, timeout: float) -> None:
+        self.timers.pop(ident, None)
+        failed = self.wire.expire(ident, timeout)
+        if failed is not None:
+            failed.token(failed.body)
 
     def respond(self, ident: int, body: dict[str, Any]) -> None:
-        self.send(protocol.message(protocol.RESPONSE, ident, body))
+        self.send(self.wire.reply(ident, body))
 
     def close(self) -> None:
         if self.closed:
             return
-        self.closed = True
+        failed = self.wire.close()
         self.loop.remove_reader(self.fd)
         self.loop.remove_writer(self.fd)
         with contextlib.suppress(OSError):
             self.sock.close()
-        for cb, timer in list(self.pending.values()):
-            self.loop.cancel(timer)
-            cb({"ok": False, "error": f"{self.name} closed"})
-        self.pending.clear()
+        for reply in failed:
+            self._answer(reply)
         self.on_close()

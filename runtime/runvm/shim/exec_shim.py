@@ -12,16 +12,17 @@ import signal
 import termios
 import traceback
 import tty
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime.agent import protocol
 from runtime.runvm.errors import RunvmError
 from runtime.runvm.shim import console
 from runtime.runvm.shim.link import Link
 from runtime.runvm.shim.quiet import quiet_python_streams
 from runtime.runvm.shim.relay import FdToStream, StreamToFd
+from runtime.wire import frames
 
 SKIP = (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH, signal.SIGPIPE, signal.SIGTTIN,
         signal.SIGTTOU, signal.SIGTSTP, signal.SIGCONT)
@@ -51,6 +52,13 @@ def main(req: ExecRequest) -> None:
         os._exit(code)
 
 
+def _resolver(fut: asyncio.Future[None]) -> Callable[[], None]:
+    def resolve() -> None:
+        if not fut.done():
+            fut.set_result(None)
+    return resolve
+
+
 class ExecShim:
     def __init__(self, req: ExecRequest) -> None:
         self.req = req
@@ -71,15 +79,16 @@ class ExecShim:
         if self.streams is None:
             self.backlog.append((kind, ident, payload))  # frames can overtake the exec reply
             return
-        if kind == protocol.EVENT:
+        if kind == frames.EVENT:
             ev = json.loads(payload)
-            if ev.get("event") == "exit" and ev.get("process") == self.req.exec_id and not self.exit.done():
-                self.exit.set_result(protocol.exit_code(ev.get("status") or {}))
-        elif kind in (protocol.DATA, protocol.EOF) and ident in self.outputs:
+            if (ev.get("event") == "exit" and ev.get("process") == self.req.exec_id and self.exit is not None
+                    and not self.exit.done()):
+                self.exit.set_result(frames.exit_code(ev.get("status") or {}))
+        elif kind in (frames.DATA, frames.EOF) and ident in self.outputs:
             out = self.outputs[ident]
-            out.data(payload) if kind == protocol.DATA else out.end()
-        elif kind == protocol.CREDIT and self.stdin is not None and ident == self.streams["stdin"]:
-            self.stdin.grant(protocol.CREDIT_FMT.unpack(payload)[0])
+            out.data(payload) if kind == frames.DATA else out.end()
+        elif kind == frames.CREDIT and self.stdin is not None and ident == self.streams["stdin"]:
+            self.stdin.grant(frames.credit_amount(payload))
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -110,14 +119,15 @@ class ExecShim:
         if self.req.ready_fd is not None:
             os.write(self.req.ready_fd, b"ok")
             os.close(self.req.ready_fd)
-        _done, _ = await asyncio.wait([self.exit, self.link.closed], return_when=asyncio.FIRST_COMPLETED)
+        ends: list[asyncio.Future[Any]] = [self.exit, self.link.closed]
+        await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
         code = self.exit.result() if self.exit.done() else 255
         if self.stdin is not None:
             self.stdin.stop()
         flushes = []
         for out in self.outputs.values():
             fut: asyncio.Future[None] = loop.create_future()
-            out.when_flushed(lambda f=fut: f.done() or f.set_result(None))
+            out.when_flushed(_resolver(fut))
             flushes.append(fut)
         if flushes:
             with contextlib.suppress(TimeoutError):

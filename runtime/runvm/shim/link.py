@@ -1,17 +1,17 @@
-"""A framed connection (runtime.agent.protocol) over an asyncio stream: requests with futures, everything
-else handed to a callback. Used for the agent channel, the control socket and exec-shims."""
+"""runtime.wire's framed connection over an asyncio stream: requests awaited, everything else handed to a
+callback. Used for the agent channel (set-up half of the vm-shim, pool keeper, template build), and by
+exec-shims towards their vm-shim."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import json
 from collections.abc import Callable
 from typing import Any
 
-from runtime.agent import protocol
 from runtime.runvm.errors import RunvmError
+from runtime.wire.connection import Connection, Reply
+from runtime.wire.frames import ConnectionClosed, WireError
 
 FrameCallback = Callable[[int, int, bytes], None]
 
@@ -21,37 +21,50 @@ class Link:
                  on_frame: FrameCallback | None = None, name: str = "link") -> None:
         self.reader, self.writer, self.name = reader, writer, name
         self.on_frame = on_frame or (lambda k, i, p: None)
-        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self.ids = itertools.count(1)
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.task = asyncio.get_running_loop().create_task(self._run())
+        self.wire = Connection(name)
+        loop = asyncio.get_running_loop()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.task = loop.create_task(self._run())
 
     async def _run(self) -> None:
-        decoder = protocol.Decoder()
         try:
             while True:
                 data = await self.reader.read(1 << 16)
                 if not data:
                     break
-                for kind, ident, payload in decoder.feed(data):
-                    if kind == protocol.RESPONSE and ident in self.pending:
-                        fut = self.pending.pop(ident)
-                        if not fut.done():
-                            fut.set_result(json.loads(payload))
+                for ev in self.wire.receive(data):
+                    if isinstance(ev, Reply):
+                        if not ev.token.done():
+                            ev.token.set_result(ev)
                     else:
-                        self.on_frame(kind, ident, payload)
-        except (ConnectionError, ValueError, OSError):
+                        self.on_frame(ev.kind, ev.ident, ev.payload)
+        except (ConnectionError, WireError, OSError):
             pass
+        except asyncio.CancelledError:
+            self._put_back()
+            raise
         finally:
-            for fut in self.pending.values():
-                if not fut.done():
-                    fut.set_exception(RunvmError(f"{self.name} closed"))
-            self.pending.clear()
+            for failed in self.wire.close():
+                if not failed.token.done():
+                    failed.token.set_result(failed)
             if not self.closed.done():
                 self.closed.set_result(None)
 
+    def _put_back(self) -> None:
+        """Cancelled to hand the stream over (the pool keeper does): a partial frame already read goes back in
+        front of the reader's buffer, where the hand-over takes the unread bytes from."""
+        partial = self.wire.unconsumed()
+        buffer = getattr(self.reader, "_buffer", None)
+        if partial and isinstance(buffer, bytearray):
+            buffer[:0] = partial
+
+    def unread(self) -> bytes:
+        """Everything received and not yet decoded (a partial frame, then the reader's buffer): what a new
+        reader of the same byte stream must start with. Pause the transport's reading first."""
+        return self.wire.unconsumed() + bytes(getattr(self.reader, "_buffer", b""))
+
     def send(self, data: bytes) -> None:
-        if not self.writer.is_closing():
+        if data and not self.writer.is_closing():
             self.writer.write(data)
 
     async def drain(self) -> None:
@@ -60,21 +73,26 @@ class Link:
 
     async def request(self, body: dict[str, Any], timeout: float | None = 30) -> dict[str, Any]:
         """Send a request and wait for its response; a failure reply raises with the other side's words."""
-        ident = next(self.ids)
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self.pending[ident] = fut
-        self.send(protocol.message(protocol.REQUEST, ident, body))
+        fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        try:
+            ident, data = self.wire.request(body, fut)
+        except ConnectionClosed as e:
+            raise RunvmError(str(e)) from None
+        self.send(data)
         try:
             reply = await asyncio.wait_for(fut, timeout)
         except TimeoutError:
-            self.pending.pop(ident, None)
-            raise RunvmError(f"{self.name}: no answer to {body.get('op')} within {timeout}s") from None
-        if not reply.get("ok"):
-            raise RunvmError(reply.get("error") or f"{body.get('op')} failed")
-        return reply
+            expired = self.wire.expire(ident, timeout or 0)
+            raise RunvmError(expired.error if expired else f"{self.name} closed") from None
+        except asyncio.CancelledError:
+            self.wire.forget(ident)
+            raise
+        if not reply.ok:
+            raise RunvmError(reply.error)
+        return reply.body
 
     def respond(self, ident: int, body: dict[str, Any]) -> None:
-        self.send(protocol.message(protocol.RESPONSE, ident, body))
+        self.send(self.wire.reply(ident, body))
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -16,6 +16,11 @@ from collections.abc import Callable
 Callback = Callable[[], None]
 
 
+def _bound(handler: Callable[[int], None], sig: int) -> Callback:
+    """handler(sig) as a callback (functools.partial, without importing functools into the resident shim)."""
+    return lambda: handler(sig)
+
+
 class Loop:
     def __init__(self) -> None:
         self.sel = selectors.DefaultSelector()
@@ -89,7 +94,7 @@ class Loop:
             for sig in os.read(self._wake_r, 512):
                 handler = self._signal_handlers.get(sig)
                 if handler is not None:
-                    self.call_soon(lambda s=sig, h=handler: h(s))
+                    self.call_soon(_bound(handler, sig))
 
     # ---- running ---------------------------------------------------------------------------------
     def stop(self) -> None:

@@ -1,5 +1,6 @@
-"""Host side of a process's stdio: host fds (the pipes or pty containerd gave us) to and from agent streams,
-with the same credit rules as the agent, so 10 MiB of output or a slow reader never deadlock or lose bytes.
+"""Host side of a process's stdio: host fds (the pipes or pty containerd gave us) to and from agent streams.
+The credit accounting is runtime.wire.flow's, the same as the agent's, so 10 MiB of output or a slow reader
+never deadlock or lose bytes; what is here is the fd I/O.
 
 Works on any loop with add_reader/remove_reader/add_writer/remove_writer/call_soon: asyncio's (exec-shim) or
 the resident vm-shim's small selectors loop."""
@@ -12,7 +13,7 @@ import os
 import stat
 from collections.abc import Callable
 
-from runtime.agent import protocol
+from runtime.wire.flow import Backlog, Window
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every resident shim ~0.7 MB
 if TYPE_CHECKING:
@@ -31,12 +32,19 @@ class FdToStream:
 
     def __init__(self, loop: Any, fd: int, stream: int, send: Send, close_fd: bool = True) -> None:
         self.loop, self.fd, self.stream, self.send, self.close_fd = loop, fd, stream, send, close_fd
-        self.credit = protocol.WINDOW
-        self.done = False
+        self.window = Window(stream)
         self.reading = False
         self.pollable = _pollable(fd)
         self.pumping = False
         self.fd_closed = False
+
+    @property
+    def credit(self) -> int:
+        return self.window.credit
+
+    @property
+    def done(self) -> bool:
+        return self.window.done
 
     def start(self) -> None:
         if self.pollable:
@@ -53,18 +61,18 @@ class FdToStream:
     def _pump(self) -> None:
         """Regular files and /dev/null cannot be polled, but never block either: one chunk per loop turn, within
         the credit (no worker thread: the shims fork, and forking beside a thread can deadlock)."""
-        if self.done or self.credit <= 0:
+        want = self.window.allowance()
+        if not want:
             return  # grant() reschedules
-        data = os.read(self.fd, min(protocol.CHUNK, self.credit))
+        data = os.read(self.fd, want)
         if not data:
             self.finish()
             return
-        self.credit -= len(data)
-        self.send(protocol.frame(protocol.DATA, self.stream, data))
+        self.send(self.window.data(data))
         self.loop.call_soon(self._pump)
 
     def _resume(self) -> None:
-        if self.pollable and not self.done and not self.reading and self.credit > 0:
+        if self.pollable and not self.reading and self.window.open:
             self.loop.add_reader(self.fd, self._readable)
             self.reading = True
 
@@ -74,16 +82,14 @@ class FdToStream:
             self.reading = False
 
     def grant(self, amount: int) -> None:
-        starved = self.credit <= 0
-        self.credit += amount
-        if self.pumping and starved:
+        if self.window.grant(amount) and self.pumping:
             self.loop.call_soon(self._pump)
-        else:
+        elif not self.pumping:
             self._resume()
 
     def _readable(self) -> None:
         try:
-            data = os.read(self.fd, min(protocol.CHUNK, self.credit))
+            data = os.read(self.fd, self.window.allowance())
         except BlockingIOError:
             return
         except OSError as e:
@@ -93,23 +99,21 @@ class FdToStream:
         if not data:
             self.finish()
             return
-        self.credit -= len(data)
-        self.send(protocol.frame(protocol.DATA, self.stream, data))
-        if self.credit <= 0:
+        self.send(self.window.data(data))
+        if not self.window.open:
             self._pause()
 
     def finish(self) -> None:
-        if self.done:
+        if self.window.done:
             return
         self._pause()
-        self.done = True
-        self.send(protocol.frame(protocol.EOF, self.stream))
+        self.send(self.window.eof())
         self._close()
 
     def stop(self) -> None:
         """The process is gone: stop reading without sending anything more."""
         self._pause()
-        self.done = True
+        self.window.done = True
         self._close()
 
     def _close(self) -> None:
@@ -125,9 +129,8 @@ class StreamToFd:
 
     def __init__(self, loop: Any, fd: int, stream: int, send: Send, close_fd: bool = True) -> None:
         self.loop, self.fd, self.stream, self.send, self.close_fd = loop, fd, stream, send, close_fd
-        self.pending = bytearray()
-        self.eof = False
-        self.closed = False
+        self.backlog = Backlog(stream)
+        self.fd_closed = False
         self.writing = False
         self.flushed = False
         self._on_flushed: list[Callable[[], None]] = []
@@ -135,49 +138,50 @@ class StreamToFd:
         if self.pollable:
             os.set_blocking(fd, False)
 
+    @property
+    def closed(self) -> bool:
+        return self.backlog.closed
+
     def data(self, payload: bytes) -> None:
-        if self.closed:
-            self.send(protocol.credit(self.stream, len(payload)))
-            return
-        self.pending += payload
+        self.backlog.data(payload)
         self._flush()
 
     def end(self) -> None:
-        self.eof = True
+        self.backlog.end()
         self._flush()
 
     def _flush(self) -> None:
-        written = 0
-        while self.pending and not self.closed:
+        b = self.backlog
+        while b.pending and not b.closed:
             try:
-                n = os.write(self.fd, self.pending[: protocol.CHUNK])
+                n = os.write(self.fd, b.chunk())
             except BlockingIOError:
                 break
             except OSError as e:
                 if e.errno not in (errno.EPIPE, errno.EIO, errno.EBADF):
                     raise
-                written += len(self.pending)  # nobody reads any more: discard, keep the sender unblocked
-                self.pending.clear()
-                self.closed = True
+                b.drop()  # nobody reads any more: discard, keep the sender unblocked
                 break
-            del self.pending[:n]
-            written += n
-        if written:
-            self.send(protocol.credit(self.stream, written))
-        if self.pending and not self.closed and not self.writing:
+            b.delivered(n)
+        credit = b.credit()
+        if credit:
+            self.send(credit)
+        if b.pending and not b.closed and not self.writing:
             self.loop.add_writer(self.fd, self._flush)
             self.writing = True
-        elif (not self.pending or self.closed) and self.writing:
+        elif (not b.pending or b.closed) and self.writing:
             self.loop.remove_writer(self.fd)
             self.writing = False
-        if self.eof and not self.pending:
+        if b.finished:
             self._close()
 
     def _close(self) -> None:
-        if self.close_fd and not self.closed:
+        """Once (see FdToStream._close), also after a write failed: the fd is still ours then."""
+        if self.close_fd and not self.fd_closed:
             with contextlib.suppress(OSError):
                 os.close(self.fd)
-        self.closed = True
+        self.fd_closed = True
+        self.backlog.closed = True
         if not self.flushed:
             self.flushed = True
             for cb in self._on_flushed:
