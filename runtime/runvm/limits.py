@@ -32,7 +32,9 @@ TEMPLATED_OVERHEAD_MIB = 64
 cache. Measured (bench.memory --overhead, -m 64m, tb 16): an idle container's host cgroup is 49-62 MiB while its
 guest cgroup holds 2 MiB (QEMU's own anonymous memory 36.5 MiB, 16 of it the cache; guest RAM written since the
 restore 10 MiB; the vm-shim 5 MiB); with an allocator OOM-killed in the guest at 64 MiB the host peak was
-limit + 53-66 MiB. 64 MiB plus the cache covers that with 14-27 MiB to spare."""
+limit + 53-66 MiB (7 Dec 2026: idle 52.5-52.7, peak limit + 62-63). 64 MiB plus the cache covers that with 14-27
+MiB to spare. A --pool create that found no spare is also charged the start-up of its replacement's keeper (about
+13 MiB: the keeper's interpreter starts in the container's cgroup), peak limit + 74-76 MiB: 4-6 MiB to spare."""
 COLD_OVERHEAD_MIB = 336
 """The same for a cold-booted VM: its idle host cgroup measured 306-309 MiB (anonymous guest RAM the boot wrote)."""
 MEMMAP_DIVISOR = 64
