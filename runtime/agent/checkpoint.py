@@ -73,13 +73,18 @@ def _unescape(field: str) -> str:
 
 
 def mountinfo(pid: int) -> list[Mount]:
-    mounts = []
     with open(f"/proc/{pid}/mountinfo") as f:
-        for line in f:
-            pre, _sep, post = line.partition(" - ")
-            fields, tail = pre.split(), post.split()
-            mounts.append(Mount(int(fields[0]), int(fields[1]), _unescape(fields[3]), _unescape(fields[4]),
-                                fields[5].split(","), tail[0], _unescape(tail[1]) if len(tail) > 1 else ""))
+        return parse_mountinfo(f.read())
+
+
+def parse_mountinfo(text: str) -> list[Mount]:
+    """/proc/PID/mountinfo's lines; the optional fields end at " - ", the file system's at the line's end."""
+    mounts = []
+    for line in text.splitlines():
+        pre, _sep, post = line.partition(" - ")
+        fields, tail = pre.split(), post.split()
+        mounts.append(Mount(int(fields[0]), int(fields[1]), _unescape(fields[3]), _unescape(fields[4]),
+                            fields[5].split(","), tail[0], _unescape(tail[1]) if len(tail) > 1 else ""))
     return mounts
 
 

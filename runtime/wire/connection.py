@@ -7,6 +7,7 @@ for an answer, their replies, the failures a timeout or a close turns them into.
         Reply: the answer to one of our requests; Frame: anything else (requests, events, stream data)
     conn.expire(ident, 30)                              # the adapter's timer fired: a failure Reply, or None
     conn.close()                                        # a failure Reply for every request still waiting
+    conn.reset()                                        # the same, for a peer replaced by a new one (agent)
 
 Either side may send requests; each side numbers its own, and a RESPONSE carries the id of the request it
 answers. A response to no pending request (it timed out already) is dropped.
