@@ -179,7 +179,7 @@ class VmShim:
             return
         from runtime.runvm.vm.stop import stop
 
-        stop(self.qemu_pid, self.h.qmp_sock, pidfd=self.qemu_fd)
+        log.trace(f"vm {stop(self.qemu_pid, self.h.qmp_sock, pidfd=self.qemu_fd)}")
 
     @property
     def conn(self) -> Conn:

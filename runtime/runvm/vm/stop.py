@@ -94,6 +94,10 @@ def send_quit(path: str, deadline: Deadline) -> bool:
         s.sendall(b'{"execute": "qmp_capabilities"}\n')
         _reply(s, buf, deadline, b'"return"')
         s.sendall(b'{"execute": "quit"}\n')
+        # QEMU acts on a command only if the client is still there to answer: wait for the answer (or the
+        # connection's end, as QEMU exits) before closing
+        with contextlib.suppress(OSError):
+            _reply(s, b"", deadline, b'"return"')
         return True
     except (OSError, ValueError):
         return False
