@@ -60,7 +60,7 @@ def test_until_async_timeout_carries_the_last_error() -> None:
     async def attempt(left: float) -> None:
         raise ConnectionRefusedError("refused")
 
-    with pytest.raises(wait.WaitTimeout, match="the guest agent to answer.*refused"):
+    with pytest.raises(wait.WaitTimeout, match=r"the guest agent to answer.*refused"):
         asyncio.run(wait.until_async(attempt, "the guest agent to answer", 0.05, interval=0.01))
 
 
