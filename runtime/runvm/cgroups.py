@@ -164,15 +164,18 @@ def _inherit_cpuset(d: str, point: str) -> None:
                     _write(os.path.join(node, f), _read(os.path.join(os.path.dirname(node), f)).strip())
 
 
-def files(values: dict[str, Any], v2: bool, growing: bool = False) -> list[tuple[str, str, str]]:
+def files(values: dict[str, Any], v2: bool, growing: bool = False,
+          memory_now: int | None = None) -> list[tuple[str, str, str]]:
     """(controller, file, value) for limits.host_limits' values, in an order the kernel accepts (v1: `growing`
-    when the memory limit rises, so memsw, which must stay >= it, is raised first)."""
+    when the memory limit rises, so memsw, which must stay >= it, is raised first). v2 keeps swap apart from
+    memory: memory.swap.max is memory+swap less the memory limit, the one in `values` or else `memory_now`
+    (memory.max as it is, -1 for max: an update's first pass may raise memory+swap alone)."""
     out: list[tuple[str, str, str]] = []
     if v2:
         if "memory" in values:
             out.append(("memory", "memory.max", _max(values["memory"])))
         if "memory_swap" in values:
-            swap, mem = values["memory_swap"], values.get("memory")
+            swap, mem = values["memory_swap"], values.get("memory", memory_now)
             out.append(("memory", "memory.swap.max",
                         "max" if swap < 0 or mem is None or mem < 0 else str(max(0, swap - mem))))
         if "memory_reservation" in values:
@@ -223,11 +226,15 @@ def apply(path: str, values: dict[str, Any]) -> list[str]:
     h, unified = _hierarchies(None, None)
     v2 = unified is not None and h.get("memory") == unified
     growing = False
+    memory_now = None
     if not v2 and "memory" in values and "memory" in h:
         current = _read(os.path.join(h["memory"], path.strip("/"), "memory.limit_in_bytes")).strip()
         growing = values["memory"] < 0 or (current.isdigit() and values["memory"] > int(current))
+    elif v2 and "memory_swap" in values and "memory" not in values and "memory" in h:
+        current = _read(os.path.join(h["memory"], path.strip("/"), "memory.max")).strip()
+        memory_now = int(current) if current.isdigit() else -1
     problems = []
-    for controller, name, value in files(values, v2, growing):
+    for controller, name, value in files(values, v2, growing, memory_now):
         if controller not in h:
             continue
         f = os.path.join(h[controller], path.strip("/"), name)

@@ -19,7 +19,7 @@ import pytest
 
 from harness import hostcgroup
 from harness.waiting import wait_for
-from runtime.runvm import limits
+from runtime.runvm import cgroups, limits
 from runtime.runvm.vm import qemu
 from tests.runvm.conftest import CGROUP, DOCKER_ROOT, IMAGE, docker_cli, leftovers, wait_log
 
@@ -184,6 +184,15 @@ def test_update_moves_the_cpuset_on_host_and_guest(dk: Any, limited: Any) -> Non
     assert r.returncode == 0, r.stderr.decode(errors="replace")
     assert hostcgroup.of_container(dk, limited.id).cpuset_cpus == "1"
     assert limited.exec_run(["cat", "/sys/fs/cgroup/cpuset/cpuset.cpus"]).output.decode().strip() == "1"
+
+
+def test_v2_swap_raised_alone_keeps_its_meaning() -> None:
+    """An update's first pass may raise memory+swap alone; on a v2 host memory.swap.max is then written against
+    the memory limit in force (this host is v1: the files are checked, not written)."""
+    assert cgroups.files({"memory_swap": 300 * MiB}, v2=True, memory_now=200 * MiB) == [
+        ("memory", "memory.swap.max", str(100 * MiB))]
+    assert cgroups.files({"memory": 100 * MiB, "memory_swap": 300 * MiB}, v2=True, memory_now=200 * MiB) == [
+        ("memory", "memory.max", str(100 * MiB)), ("memory", "memory.swap.max", str(200 * MiB))]
 
 
 # ---- docker top ---------------------------------------------------------------------------------------------
