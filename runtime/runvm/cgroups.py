@@ -108,7 +108,7 @@ def place(path: str, pid: int, resources: dict[str, Any]) -> None:
             _enable_controllers(d)
         elif cpuset is not None and d.startswith(cpuset + "/"):
             _inherit_cpuset(d, cpuset)
-    early = {}
+    early: dict[str, Any] = {}
     if cpu.get("cpus"):
         early["cpuset_cpus"] = str(cpu["cpus"])
     if cpu.get("shares"):

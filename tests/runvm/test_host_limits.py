@@ -10,6 +10,7 @@ import contextlib
 import json
 import signal
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,7 @@ def test_host_cgroup_has_the_limits_plus_the_allowance(dk: Any, limited: Any) ->
     limit, usage = hostcgroup.stats_memory(limited.stats(stream=False))
     assert limit == r.memory_limit
     assert limit != hostcgroup.host_ram_bytes()
-    assert usage is not None and 0 < usage < limit
+    assert limit is not None and usage is not None and 0 < usage < limit
 
 
 # ---- docker update ------------------------------------------------------------------------------------------
@@ -261,7 +262,8 @@ def test_top_pids_are_stand_ins_that_forward_signals(dk: Any, trapper: Any) -> N
             psutil.Process(host_pid).send_signal(signal.SIGSTOP)
             wait_for(lambda: guest_state(trapper, guest_pid(trapper, "stopped")) == "T", "the guest stopped", 10)
         assert trapper.exec_run(["kill", f"-{sig}", str(guest_pid(trapper, name))]).exit_code == 0
-        wait_for(lambda p=host_pid, t=created: not alive(p, t), f"the stand-in of {cmd!r} killed inside gone", 10)
+        wait_for(partial(alive, host_pid, created), f"the stand-in of {cmd!r} killed inside gone", 10,
+                 until=lambda still: not still)
 
     after = top(trapper)
     assert not {"sleep 100000", "sleep 100001", "sleep 100003"} & set(after)
