@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import signal
+import subprocess
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -21,6 +23,7 @@ import pytest
 from harness import hostcgroup
 from harness.waiting import wait_for
 from runtime.runvm import cgroups, limits
+from runtime.runvm.shim import top as top_module
 from runtime.runvm.vm import qemu
 from tests.runvm.conftest import CGROUP, DOCKER_ROOT, IMAGE, docker_cli, leftovers, wait_log
 
@@ -197,6 +200,17 @@ def test_v2_swap_raised_alone_keeps_its_meaning() -> None:
 
 
 # ---- docker top ---------------------------------------------------------------------------------------------
+
+def test_the_stand_in_is_stand_in_s_assembled(tmp_path: Path) -> None:
+    """top.CODE, what every stand-in runs, is runtime/runvm/shim/stand_in.S as it reads (as, objcopy)."""
+    if not (shutil.which("as") and shutil.which("objcopy")):
+        pytest.skip("binutils (as, objcopy) not installed")
+    source = Path(top_module.__file__).with_name("stand_in.S")
+    subprocess.run(["as", "-o", str(tmp_path / "s.o"), str(source)], check=True)
+    subprocess.run(["objcopy", "-O", "binary", "-j", ".text", str(tmp_path / "s.o"), str(tmp_path / "s.bin")],
+                   check=True)
+    assert (tmp_path / "s.bin").read_bytes() == top_module.CODE
+
 
 def top(c: Any) -> dict[str, int]:
     """docker top's rows: command line -> PID."""

@@ -42,7 +42,8 @@ CODE = bytes.fromhex(
     "9000000001756f31c048898424a000000048898424a800000048898424b000000048898424b8000000b80d00000089df"
     "488db424a000000031d241ba080000000f05b8270000000f0589c7b83e00000089de0f05b80e000000bf01000000488d"
     "b424c000000031d241ba080000000f0581c38000000089dfeb0231ffb8e70000000f05")
-"""stand_in.S assembled (`as` and `objcopy -O binary -j .text`; tests/runvm/test_top.py checks they match)."""
+"""stand_in.S assembled (`as` and `objcopy -O binary -j .text`; tests/runvm/test_host_limits.py checks they
+match)."""
 CHANNEL_FD = 3
 EXIT, DIE = 0, 1
 """What the vm-shim sends a stand-in (two int32): exit with a code, or die of a signal."""
