@@ -13,6 +13,7 @@ A stand-in is the guest process's proxy on the host, so a PID from `docker top` 
   parent) and sends the same signal to the guest process; a SIGCONT reaches the stand-in's signalfd as well.
 - it ends when its guest process ends (the agent watches the process's pidfd): with the same exit code, or
   killed by the same signal (a core-dumping signal becomes exit 128+N: the host would dump the stand-in's core).
+  A stand-in stopped on the host is continued so that it reads that message.
 
 Stand-ins run in the host's root cgroups, not the container's: they are runvm's bookkeeping (like containerd's
 shim), and would otherwise count against the container's pids and memory limits on the host.
