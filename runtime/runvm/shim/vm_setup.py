@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -27,7 +26,7 @@ from runtime.runvm.net import tap as tapmod
 from runtime.runvm.shim.constants import TAP
 from runtime.runvm.shim.quiet import quiet_python_streams
 from runtime.runvm.shim.stages import boot, container, namespaces, network, record, resources, shares, spare, stdio
-from runtime.runvm.shim.stages.handover import Handover, to_json
+from runtime.runvm.shim.stages.handover import Handover, become_resident, inheritable
 from runtime.runvm.shim.stages.network import Network
 from runtime.runvm.state import Store
 from runtime.runvm.vm import plan as planmod
@@ -213,9 +212,9 @@ class VmSetup:
         agent_sock = agent.writer.get_extra_info("socket")
         agent.writer.transport.pause_reading()  # type: ignore[attr-defined]  # the rest stays for the resident
         unread = bytes(getattr(agent.reader, "_buffer", b""))
-        fds = {"agent": _inheritable(agent_sock.fileno()), "server": _inheritable(server.fileno())}
+        fds = {"agent": inheritable(agent_sock.fileno()), "server": inheritable(server.fileno())}
         if io.tty_slave is not None:
-            fds["tty"] = _inheritable(io.tty_slave)
+            fds["tty"] = inheritable(io.tty_slave)
         assert vm.qmp_sock is not None
         h = Handover(
             id=self.req.id, state_dir=str(self.d), sock_dir=str(self.s), root=str(self.req.store.root),
@@ -235,22 +234,3 @@ class VmSetup:
 def network_plumb(own_netns: bool, vm: boot.Vm, hooks_task: asyncio.Task[None]) -> Coroutine[Any, Any, Network]:
     """The network stage, told the spare's QEMU only once it runs (the boot may have given the spare up)."""
     return network.plumb(own_netns, lambda: vm.spare.claimed.qemu_pid if vm.spare else None, hooks_task)
-
-
-def _inheritable(fd: int) -> int:
-    fd = os.dup(fd)
-    os.set_inheritable(fd, True)
-    return fd
-
-
-def become_resident(h: Handover) -> None:
-    """exec a fresh interpreter that imports only what a running container needs (no ssl, no qemu.qmp)."""
-    path = Path(h.state_dir) / "handover.json"
-    path.write_text(json.dumps(to_json(h)))
-    boot_line = ("import sys; sys.modules['ssl'] = None; import json; h = json.load(open(sys.argv[1])); "
-                 "sys.path[:0] = h['sys_path']; from runtime.runvm.shim.vm_shim import resident_main; "
-                 "resident_main(sys.argv[1], h)")
-    try:
-        os.execv(sys.executable, [sys.executable, "-S", "-c", boot_line, str(path)])
-    except OSError:
-        os._exit(255)

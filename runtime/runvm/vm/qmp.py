@@ -10,6 +10,7 @@ from typing import Any
 
 from qemu.qmp import QMPClient
 
+from runtime.runvm import wait
 from runtime.runvm.errors import RunvmError
 
 IGNORE_SHARED = [{"capability": "x-ignore-shared", "state": True}]
@@ -18,17 +19,19 @@ IGNORE_SHARED = [{"capability": "x-ignore-shared", "state": True}]
 async def connect(sock: Path, timeout: float = 10.0, name: str = "runvm",
                   alive: Callable[[], bool] = lambda: True) -> QMPClient:
     client = QMPClient(name)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            await client.connect(str(sock))
-            return client
-        except Exception as e:
-            if not alive():
-                raise RunvmError("QEMU exited before its QMP socket answered") from e
-            if asyncio.get_running_loop().time() > deadline:
-                raise RunvmError(f"QEMU's QMP socket {sock} did not answer within {timeout}s ({e})") from e
-            await asyncio.sleep(0.01)
+    tried = [False]
+
+    def check() -> None:
+        if tried[0] and not alive():
+            raise RunvmError("QEMU exited before its QMP socket answered")
+
+    async def attempt(_left: float) -> QMPClient:
+        tried[0] = True
+        await client.connect(str(sock))
+        return client
+
+    return await wait.until_async(attempt, f"QEMU's QMP socket {sock} to answer", timeout, retry_on=(Exception,),
+                                  check=check, interval=0.01)
 
 
 async def _query(qmp: QMPClient, cmd: str) -> dict[str, Any]:

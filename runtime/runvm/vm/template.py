@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime.runvm import cgroups, lockfile
+from runtime.runvm import cgroups, lockfile, wait
 from runtime.runvm.errors import RunvmError
 from runtime.runvm.state import proc_start_time
 from runtime.runvm.vm import qemu, qmp
@@ -221,22 +221,17 @@ async def _ping(sock: Path, timeout: float, warm: dict[str, Any] | None = None) 
     """Wait for the agent; with `warm`, also have it do the per-container work that can be done in advance."""
     from runtime.runvm.shim.link import Link
 
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
+    async def attempt(left: float) -> None:
+        reader, writer = await asyncio.open_unix_connection(str(sock))
+        link = Link(reader, writer, name="agent")
         try:
-            reader, writer = await asyncio.open_unix_connection(str(sock))
-            link = Link(reader, writer, name="agent")
-            try:
-                await link.request({"op": "ping"}, timeout=max(1.0, deadline - asyncio.get_running_loop().time()))
-                if warm is not None:
-                    await link.request({"op": "warm", **warm}, timeout=120)
-                return
-            finally:
-                link.close()
-        except (OSError, RunvmError):
-            if asyncio.get_running_loop().time() > deadline:
-                raise RunvmError(f"the template VM's agent did not answer within {timeout}s") from None
-            await asyncio.sleep(0.2)
+            await link.request({"op": "ping"}, timeout=max(1.0, left))
+            if warm is not None:
+                await link.request({"op": "warm", **warm}, timeout=120)
+        finally:
+            link.close()
+
+    await wait.until_async(attempt, "the template VM's agent to answer", timeout, interval=0.2)
 
 
 async def _boot_and_save(tmp: Path, key: str, base: qemu.VMConfig) -> None:

@@ -8,6 +8,9 @@ the keyword __init__ (every field is required)."""
 from __future__ import annotations
 
 import base64
+import json
+import os
+import sys
 
 TYPE_CHECKING = False  # not typing's: see statefile
 if TYPE_CHECKING:
@@ -69,3 +72,22 @@ def to_json(h: Handover) -> dict[str, Any]:
 def from_json(d: dict[str, Any]) -> Handover:
     return Handover(**{**d, "unread": base64.b64decode(d.get("unread") or ""),
                        "early": [(int(k), int(i), base64.b64decode(p)) for k, i, p in d.get("early") or []]})
+
+
+def inheritable(fd: int) -> int:
+    fd = os.dup(fd)
+    os.set_inheritable(fd, True)
+    return fd
+
+
+def become_resident(h: Handover) -> None:
+    """exec a fresh interpreter that imports only what a running container needs (no ssl, no qemu.qmp)."""
+    with open(os.path.join(h.state_dir, "handover.json"), "w") as f:
+        json.dump(to_json(h), f)
+    boot_line = ("import sys; sys.modules['ssl'] = None; import json; h = json.load(open(sys.argv[1])); "
+                 "sys.path[:0] = h['sys_path']; from runtime.runvm.shim.vm_shim import resident_main; "
+                 "resident_main(sys.argv[1], h)")
+    try:
+        os.execv(sys.executable, [sys.executable, "-S", "-c", boot_line, os.path.join(h.state_dir, "handover.json")])
+    except OSError:
+        os._exit(255)
