@@ -25,6 +25,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="a runtime that gets the small example budget (default: those runtimes/*.yaml call slow)")
     g.addoption("--profile", choices=["fast", "deep"], default="fast",
                 help="deep: many more hypothesis examples, for nightly runs")
+    g.addoption("--stack", default=None, metavar="NAME",
+                help="the Docker stack to observe (stacks/*.yaml; default: the host's own dockerd)")
 
 
 def _options(config: pytest.Config) -> Options:
@@ -33,7 +35,7 @@ def _options(config: pytest.Config) -> Options:
         run_dir=config.getoption("--run-dir"), repeat=max(1, config.getoption("--repeat")),
         examples=config.getoption("--examples"), slow_examples=config.getoption("--slow-examples"),
         slow=tuple(config.getoption("--slow")) if config.getoption("--slow") else None,
-        profile=config.getoption("--profile"),
+        profile=config.getoption("--profile"), stack=config.getoption("--stack"),
     )
 
 

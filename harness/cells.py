@@ -59,8 +59,8 @@ class CellRunner:
             self.s.lock.remember(container_id)
 
         ctx = Ctx(self.s.client, runtime, self.s.run_id, f"{spec.id}@{runtime}", self.s.image, evidence,
-                  on_create=remember)
-        before = hoststate.snapshot() if spec.host_sensitive else None
+                  docker_host=self.s.endpoint.docker_url, on_create=remember, stack=self.s.endpoint)
+        before = hoststate.snapshot(self.s.exec_root) if spec.host_sensitive else None
         observation = refusal = error = timed_out = None
         try:
             with deadline.limit(spec.timeout, f"{spec.id} under {runtime}"):
@@ -86,7 +86,8 @@ class CellRunner:
         left = self._leftovers(runtime, created)
         markers = (*created, *ctx.daemon_names)
         if before is not None:
-            changes = list(dict.fromkeys([*changes, *hoststate.settled_diff(before, markers)]))
+            settled = hoststate.settled_diff(before, markers, docker_exec_root=self.s.exec_root)
+            changes = list(dict.fromkeys([*changes, *settled]))
         if problems or left:
             evidence.save("leftovers.txt", "\n".join(problems + left) + "\n")
         changes = [*changes, *(f"left behind: {p}" for p in [*problems, *left])]

@@ -158,6 +158,8 @@ def pytest_args(args: argparse.Namespace, run_dir: Path, extra: Sequence[str]) -
             "--baseline", args.baseline, "--repeat", str(args.repeat), "--examples", str(args.examples),
             "--slow-examples", str(args.slow_examples), "--profile", args.profile,
             "--rootdir", str(paths.REPO), "-c", str(paths.REPO / "pyproject.toml")]
+    if args.stack:
+        argv += ["--stack", args.stack]
     for r in args.runtime:
         argv += ["--runtime", r]
     for r in args.slow or []:
@@ -210,6 +212,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--slow-examples", type=int, default=2)
     r.add_argument("--slow", action="append", default=None, metavar="NAME")
     r.add_argument("--profile", choices=["fast", "deep"], default="fast")
+    r.add_argument("--stack", default=None, metavar="NAME",
+                   help="the Docker stack to observe (stacks/*.yaml; default: the host's own dockerd)")
     r.add_argument("--registry", type=Path, default=paths.REGISTRY)
     r.add_argument("--plain", action="store_true", help="pytest's own output instead of the progress bar")
     r.add_argument("--no-render", action="store_true", help="only results.json")

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import requests
@@ -19,6 +19,9 @@ from docker.models.containers import Container
 from docker.models.networks import Network
 
 from harness import labels
+
+if TYPE_CHECKING:
+    from harness.stacks import Endpoint
 
 
 class Refused(Exception):
@@ -81,7 +84,7 @@ class Ctx:
 
     def __init__(self, client: docker.DockerClient, runtime: str, run_id: str, cell: str, image: str,
                  evidence: Evidence, docker_host: str | None = None,
-                 on_create: Callable[[str], None] | None = None) -> None:
+                 on_create: Callable[[str], None] | None = None, stack: Endpoint | None = None) -> None:
         self.client = client
         self.runtime = runtime
         self.run_id = run_id
@@ -89,6 +92,8 @@ class Ctx:
         self.image = image
         self.evidence = evidence
         self.docker_host = docker_host or "unix:///var/run/docker.sock"
+        self.stack = stack
+        """The stack the daemon belongs to: a disposable daemon is started from the same stack's binaries."""
         self.labels = labels.of(run_id, cell)
         self._containers: list[Container] = []
         self._networks: list[Network] = []
@@ -240,14 +245,15 @@ class Ctx:
         """A fresh dockerd for host-impacting scenarios, torn down with this oracle; returns a Ctx bound to it."""
         from harness.daemon import DisposableDaemon
 
-        daemon = DisposableDaemon(self.run_id, default_runtime=default_runtime, env=env, flags=flags)
+        daemon = DisposableDaemon(self.run_id, default_runtime=default_runtime, env=env, flags=flags,
+                                  stack=self.stack)
         self.daemon_names.append(daemon.name)
         self.evidence.command(f"dockerd (disposable {daemon.name}) default-runtime={default_runtime} "
                               f"env={env or {}} flags={flags or []}")
         self.on_cleanup(daemon.stop)
         daemon.start()  # a daemon that does not come up is the suite's failure, not the runtime's
         child = Ctx(daemon.client, self.runtime, self.run_id, self.cell, self.image, self.evidence,
-                    docker_host=daemon.host, on_create=self._on_create)
+                    docker_host=daemon.host, on_create=self._on_create, stack=self.stack)
         child.daemon = daemon  # type: ignore[attr-defined]
         self.on_cleanup(child.cleanup)
         return child

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import psutil
@@ -22,6 +22,9 @@ from pyroute2 import IPRoute
 from harness import paths, procs
 from harness.setup import criu, images
 from harness.waiting import WaitTimedOut, wait_for
+
+if TYPE_CHECKING:
+    from harness.stacks import Endpoint
 
 DAEMONS = paths.STATE / "daemons"
 EXEC_BASE = Path("/run/vmparity")
@@ -79,13 +82,19 @@ def _main_runtimes() -> dict[str, Any]:
 class DisposableDaemon:
     def __init__(self, run_id: str, *, default_runtime: str | None = None, env: dict[str, str] | None = None,
                  flags: list[str] | None = None, experimental: bool = True,
-                 runtimes: dict[str, Any] | None = None) -> None:
+                 runtimes: dict[str, Any] | None = None, stack: Endpoint | None = None) -> None:
         self.name = "d" + secrets.token_hex(3)
         octet = _free_subnet_octet()
+        # under a container stack, the daemon is the stack's dockerd, started in the stack's mount namespace, with
+        # its roots where that namespace and the host see the same files (the stack's shared directories)
+        self.launcher = stack.launcher if stack is not None else ()
+        data_base, exec_base = (stack.disposable_roots() if self.launcher and stack is not None
+                                else (DAEMONS, EXEC_BASE))
         self.record = DaemonRecord(
-            name=self.name, run_id=run_id, data_root=str(DAEMONS / self.name / "data"),
-            exec_root=str(EXEC_BASE / self.name), bridge=f"vmpb{self.name[1:]}", subnet=f"10.{octet}.0.1/24",
+            name=self.name, run_id=run_id, data_root=str(data_base / self.name / "data"),
+            exec_root=str(exec_base / self.name), bridge=f"vmpb{self.name[1:]}", subnet=f"10.{octet}.0.1/24",
         )
+        self.main_runtimes = stack.runtimes_config() if stack is not None and self.launcher else _main_runtimes()
         self.pool = f"10.{octet}.0.0/16"
         self.default_runtime = default_runtime
         self.env = env or {}
@@ -125,13 +134,13 @@ class DisposableDaemon:
         Path(rec.data_root).mkdir(parents=True, exist_ok=True)
         Path(rec.exec_root).mkdir(parents=True, exist_ok=True)
         self._create_bridge()
-        config = {"runtimes": {**_main_runtimes(), **self.extra_runtimes}, "experimental": self.experimental}
+        config = {"runtimes": {**self.main_runtimes, **self.extra_runtimes}, "experimental": self.experimental}
         if self.default_runtime:
             config["default-runtime"] = self.default_runtime
         config_path = Path(rec.data_root).parent / "daemon.json"
         config_path.write_text(json.dumps(config))
         log = open(Path(rec.data_root).parent / "dockerd.log", "ab")  # noqa: SIM115 - handed to the child
-        argv = ["dockerd", "--config-file", str(config_path), "--data-root", rec.data_root,
+        argv = [*self.launcher, "dockerd", "--config-file", str(config_path), "--data-root", rec.data_root,
                 "--exec-root", rec.exec_root, "-H", self.host, "--pidfile", f"{rec.exec_root}/docker.pid",
                 "--bridge", rec.bridge, "--iptables=false", "--ip-masq=false", "--ip-forward=false",
                 "--default-address-pool", f"base={self.pool},size=24", *self.flags]
@@ -221,4 +230,5 @@ def teardown(rec: DaemonRecord) -> list[str]:
                 ipr.link("del", index=link["index"])
     shutil.rmtree(rec.exec_root, ignore_errors=True)
     shutil.rmtree(Path(rec.data_root).parent, ignore_errors=True)
+    shutil.rmtree(rec.path.parent, ignore_errors=True)  # the owner record, apart from the roots under a stack
     return forced

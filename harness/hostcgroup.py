@@ -211,9 +211,27 @@ def reader(client: Any, container_id: str) -> Callable[[], Reading]:
     """read() for a container of `client`'s daemon (its cgroup driver, the container's --cgroup-parent), as a
     function to call again: the daemon is asked once, the files are read on every call."""
     driver = str(client.info().get("CgroupDriver") or "cgroupfs")
-    parent = client.api.inspect_container(container_id)["HostConfig"].get("CgroupParent") or ""
+    attrs = client.api.inspect_container(container_id)
+    parent = attrs["HostConfig"].get("CgroupParent") or _default_parent(int(attrs["State"].get("Pid") or 0),
+                                                                        container_id, driver)
     lay = layout()
     return lambda: read(container_id, driver=driver, parent=parent, lay=lay)
+
+
+def _default_parent(pid: int, container_id: str, driver: str) -> str:
+    """The daemon's own default parent (a daemon started with --cgroup-parent), read from where the container's
+    first process is; "" (Docker's usual default) when that cannot be seen."""
+    if not pid or driver == "systemd":
+        return ""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if (controllers == "" or "pids" in controllers.split(",")) and path.rstrip("/").endswith("/" + container_id):
+            return path.rstrip("/")[: -len(container_id) - 1] or ""
+    return ""
 
 
 def of_container(client: Any, container_id: str) -> Reading:

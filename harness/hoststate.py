@@ -8,6 +8,7 @@ from pathlib import Path
 from pyroute2 import IPRoute
 
 from harness import runtime_data
+from harness.paths import DOCKER_EXEC_ROOT
 from harness.waiting import poll
 
 SYSCTLS = (
@@ -65,9 +66,9 @@ def _mounts() -> set[str]:
     return out
 
 
-def _netns() -> set[str]:
+def _netns(docker_exec_root: Path) -> set[str]:
     out: set[str] = set()
-    for d in ("/run/netns", "/var/run/docker/netns"):
+    for d in dict.fromkeys(("/run/netns", "/var/run/docker/netns", f"{docker_exec_root}/netns")):
         if os.path.isdir(d):
             out.update(f"netns {d}/{n}" for n in os.listdir(d))
     return out
@@ -78,12 +79,13 @@ def sysctls() -> Snapshot:
     return {"sysctls": frozenset(_sysctls())}
 
 
-def snapshot() -> Snapshot:
+def snapshot(docker_exec_root: Path = DOCKER_EXEC_ROOT) -> Snapshot:
+    """docker_exec_root: the observed daemon's, whose netns files count as the host's."""
     links, addrs, routes, qdiscs = _links_and_addrs()
     return {
         "links": frozenset(links), "addresses": frozenset(addrs), "routes": frozenset(routes),
         "qdiscs": frozenset(qdiscs), "sysctls": frozenset(_sysctls()), "mounts": frozenset(_mounts()),
-        "netns": frozenset(_netns()),
+        "netns": frozenset(_netns(docker_exec_root)),
     }
 
 
@@ -99,7 +101,8 @@ def diff(before: Snapshot, after: Snapshot) -> list[str]:
 TRANSIENT_DEVICES = ("veth", "br-", "docker0", "docker_gwbridge")
 """Container plumbing Docker creates and removes for every container and network, ours or anyone's; each
 runtime's own (runtimes/*.yaml, transient_devices) is added to it."""
-DOCKER_PATHS = ("/var/lib/docker", "/run/docker", "/var/run/docker", "/var/lib/vmparity/daemons", "/run/vmparity")
+DOCKER_PATHS = ("/var/lib/docker", "/run/docker", "/var/run/docker", "/var/lib/vmparity/daemons", "/run/vmparity",
+                "/var/lib/vmparity/stacks")
 """Where Docker and the suite mount per container; each runtime's own (transient_mounts) is added to it."""
 
 
@@ -128,8 +131,9 @@ def relevant(change: str, markers: tuple[str, ...]) -> bool:
     return True
 
 
-def settled_diff(before: Snapshot, markers: tuple[str, ...] = (), settle_s: float = 6.0) -> list[str]:
+def settled_diff(before: Snapshot, markers: tuple[str, ...] = (), settle_s: float = 6.0,
+                 docker_exec_root: Path = DOCKER_EXEC_ROOT) -> list[str]:
     """Changes attributable to the scenario. Docker tears some things down asynchronously (netns, veths):
     give it a moment before calling it impact."""
-    return poll(lambda: [c for c in diff(before, snapshot()) if relevant(c, markers)], lambda changes: not changes,
-                settle_s, interval=0.5).value
+    return poll(lambda: [c for c in diff(before, snapshot(docker_exec_root)) if relevant(c, markers)],
+                lambda changes: not changes, settle_s, interval=0.5).value

@@ -14,6 +14,8 @@ LIMITATIONS_MD = DOCS / "limitations.md"
 REGISTRY = REPO / "limitations.yaml"
 RUNTIMES = REPO / "runtimes"
 """One YAML file per runtime the suite can test (harness/runtime_data.py)."""
+STACKS = REPO / "stacks"
+"""One YAML file per Docker stack the matrix can be observed on (harness/stack_data.py)."""
 TEMPLATES = REPO / "harness" / "templates"
 SCHEMAS = REPO / "harness" / "schemas"
 

@@ -28,6 +28,14 @@ def cmdline(pid: int) -> list[str]:
         return []
 
 
+def start_time(pid: int) -> float | None:
+    """When the process started (psutil's create_time), to tell it from a later process given the same pid."""
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
 def comm(pid: int) -> str:
     p = _process(pid)
     try:

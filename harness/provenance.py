@@ -13,6 +13,7 @@ from typing import Any
 from harness import paths
 from harness.runtimes import RuntimeInfo
 from harness.setup import criu, dockerd
+from harness.stacks import Endpoint
 
 
 def now() -> str:
@@ -76,9 +77,21 @@ def suite_commit() -> dict[str, Any]:
     return {"commit": git("rev-parse", "HEAD") or "uncommitted", "dirty": bool(git("status", "--porcelain"))}
 
 
+def stack_criu(endpoint: Endpoint) -> dict[str, Any]:
+    """The criu a container stack's runc finds: its own package's, on the stack's PATH."""
+    found = subprocess.run([*endpoint.launcher, "sh", "-c", "command -v criu"], capture_output=True, text=True,
+                           timeout=20).stdout.strip()
+    return {"path": found or None, "version": _first_line([*endpoint.launcher, found, "--version"]) if found
+            else None, "resolved": None, "from_path_of": f"the {endpoint.stack} stack"}
+
+
 def collect(docker_info: dict[str, Any], docker_version: dict[str, Any], runtimes: dict[str, RuntimeInfo],
-            options: dict[str, Any]) -> dict[str, Any]:
+            options: dict[str, Any], endpoint: Endpoint | None = None) -> dict[str, Any]:
+    on_host = endpoint is None or not endpoint.launcher
     return {
+        "stack": {"name": endpoint.stack, "kind": endpoint.kind, "components": endpoint.versions,
+                  "packages": endpoint.packages, "image": endpoint.image, "docker_url": endpoint.docker_url}
+        if endpoint is not None else None,
         "host": {
             "hostname": platform.node(), "kernel": platform.release(), "arch": platform.machine(),
             "distro": _os_release(), "cgroup": cgroup_mode(), "cpus": os.cpu_count(),
@@ -86,14 +99,15 @@ def collect(docker_info: dict[str, Any], docker_version: dict[str, Any], runtime
         },
         "docker": {
             "server": docker_version.get("Version"), "api": docker_version.get("ApiVersion"),
-            "containerd": _first_line(["containerd", "--version"]),
+            "containerd": next((f"containerd {c.get('Version')}" for c in docker_version.get("Components") or []
+                                if c.get("Name") == "containerd"), None) or _first_line(["containerd", "--version"]),
             "containerd_commit": docker_info.get("ContainerdCommit", {}).get("ID"),
             "runc_commit": docker_info.get("RuncCommit", {}).get("ID"),
             "storage_driver": docker_info.get("Driver"), "cgroup_driver": docker_info.get("CgroupDriver"),
             "cgroup_version": docker_info.get("CgroupVersion"),
             "experimental": docker_info.get("ExperimentalBuild"),
             "default_runtime": docker_info.get("DefaultRuntime"),
-            "criu": dockerd_criu(),
+            "criu": dockerd_criu() if on_host or endpoint is None else stack_criu(endpoint),
         },
         "runtimes": {r.name: {"path": r.path, "args": r.args, "version": r.version} for r in runtimes.values()},
         "suite": suite_commit(),

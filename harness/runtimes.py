@@ -23,23 +23,24 @@ class UnknownRuntime(ValueError):
     pass
 
 
-def _version(path: str) -> str:
-    exe = shutil.which(path) or path
+def _version(path: str, launcher: tuple[str, ...] = ()) -> str:
+    """`path --version`, run where the daemon runs it (launcher: how to enter its stack; empty on the host)."""
+    exe = path if launcher else shutil.which(path) or path
     try:
-        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run([*launcher, exe, "--version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"unknown ({e})"
     return (out.stdout or out.stderr).strip()
 
 
-def discover(info: dict[str, Any]) -> dict[str, RuntimeInfo]:
+def discover(info: dict[str, Any], launcher: tuple[str, ...] = ()) -> dict[str, RuntimeInfo]:
     """From `docker info`: every registered runtime except containerd's internal shim names."""
     found: dict[str, RuntimeInfo] = {}
     for name, spec in sorted(info.get("Runtimes", {}).items()):
         if name.startswith(INTERNAL_PREFIX):
             continue
         path = spec.get("path", name)
-        found[name] = RuntimeInfo(name, path, list(spec.get("runtimeArgs") or []), _version(path))
+        found[name] = RuntimeInfo(name, path, list(spec.get("runtimeArgs") or []), _version(path, launcher))
     return found
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import docker
 
-from harness import cleanup, labels, paths, provenance, registry, runtime_data, runtimes
+from harness import cleanup, labels, paths, provenance, registry, runtime_data, runtimes, stack_data, stacks
 from harness.results import ResultsStore
 from harness.setup import images
 
@@ -26,6 +26,8 @@ class Options:
     slow: tuple[str, ...] | None = None
     """Runtimes given the small example budget; by default those their runtimes/ file calls slow."""
     profile: str = "fast"
+    stack: str | None = None
+    """A stack from stacks/ (None: the host's own dockerd)."""
 
     def budget(self, runtime: str) -> int:
         slow = runtime in (self.slow if self.slow is not None else runtime_data.slow())
@@ -37,14 +39,17 @@ class Options:
 class Session:
     def __init__(self, options: Options) -> None:
         self.options = options
+        self.stack = stack_data.get(options.stack) if options.stack else stack_data.host_stack()
+        self.endpoint = stacks.endpoint(self.stack)
         try:
-            self.client = docker.DockerClient(base_url=f"unix://{paths.DOCKER_SOCK}", timeout=180)
+            self.client = self.endpoint.client(timeout=180)
             info = self.client.info()
             version = self.client.version()
         except docker.errors.DockerException as e:
-            raise SystemExit(f"vmparity: cannot reach the Docker daemon at {paths.DOCKER_SOCK} ({e}); "
-                             "run scripts/setup-host (or ./run tests) first") from e
-        self.available = runtimes.discover(info)
+            raise SystemExit(f"vmparity: cannot reach the {self.stack.name} stack's Docker daemon at "
+                             f"{self.endpoint.docker_url} ({e}); run scripts/setup-host (or ./run tests) first"
+                             ) from e
+        self.available = runtimes.discover(info, self.endpoint.launcher)
         self.registry = registry.load()
         self.targets = runtimes.select(self.available, options.runtimes, options.baseline, runtime_data.opt_in())
         self.baseline = options.baseline
@@ -67,10 +72,11 @@ class Session:
             "baseline": self.baseline, "targets": self.targets, "repeat": options.repeat,
             "examples": options.examples, "slow_examples": options.slow_examples, "profile": options.profile,
         }
-        self.provenance = provenance.collect(info, version, {t: self.available[t] for t in self.targets}, opts)
+        self.provenance = provenance.collect(info, version, {t: self.available[t] for t in self.targets}, opts,
+                                             self.endpoint)
         self.provenance["leftovers_removed_at_start"] = self.leftovers
         self.store = ResultsStore(self.run_dir, self.run_id, self.baseline, self.targets, self.provenance)
-        self.exec_root = paths.DOCKER_EXEC_ROOT
+        self.exec_root = self.endpoint.exec_root
         self.baseline_cache: dict[tuple[str, str, int], Any] = {}
         self.verdicts: list[tuple[str, str, str, str | None, str]] = []
 

@@ -43,6 +43,15 @@ def _criu(info: Any) -> str:
     return _join(info.get("version") or "unknown version", f"path {info['path']}{via}")
 
 
+def _stack(info: Any) -> str:
+    """Which Docker stack the run observed, and from which packages (a stack of its own lists them)."""
+    if not isinstance(info, dict) or not info.get("name"):
+        return ""
+    packages = ", ".join(f"{k} {v}" for k, v in sorted((info.get("packages") or {}).items()))
+    where = "the host's own dockerd" if info.get("kind") == "host" else f"its own dockerd ({info.get('image')})"
+    return _join(f"{info['name']}: {where}", f"packages {packages}" if packages else None)
+
+
 def rows(run_id: str, provenance: dict[str, Any]) -> list[tuple[str, str]]:
     host = provenance.get("host") or {}
     docker = provenance.get("docker") or {}
@@ -50,6 +59,7 @@ def rows(run_id: str, provenance: dict[str, Any]) -> list[tuple[str, str]]:
     options = provenance.get("options") or {}
     out: list[tuple[str, str]] = [
         ("run", run_id),
+        ("stack", _stack(provenance.get("stack"))),
         ("started", str(provenance.get("started") or "")),
         ("finished", str(provenance.get("finished") or "unfinished")),
         ("host kernel", _join(host.get("kernel"), host.get("arch"))),

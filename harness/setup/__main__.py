@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from harness import stack_data, stacks
 from harness.setup import criu, daemon_config, dockerd, images, runtime_prep
 
 
@@ -13,6 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="setup-host", description=__doc__)
     ap.add_argument("--no-prepare", action="store_true",
                     help="skip the runtimes' own preparation (runtimes/*.yaml: prepare), e.g. building a guest")
+    ap.add_argument("--no-stacks", action="store_true",
+                    help="do not build or start the container stacks (stacks/*.yaml, kind: container)")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("setup: must run as root (daemon.json, dockerd, network namespaces)", file=sys.stderr)
@@ -28,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
         runtime_prep.prepare()
     runtimes = sorted(client.info().get("Runtimes", {}))
     print(f"setup: runtimes registered with dockerd: {', '.join(runtimes)}")
+    if not args.no_stacks:
+        for stack in stack_data.load().values():
+            if stack.kind == stack_data.CONTAINER:
+                ep = stacks.up(stack, log=lambda line: print(f"setup: {line}"))
+                shown = ", ".join(f"{k} {v}" for k, v in ep.versions.items())
+                print(f"setup: stack {stack.name} up on {ep.docker_url}: {shown}")
     return 0
 
 
