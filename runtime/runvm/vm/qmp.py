@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -40,18 +39,22 @@ async def _query(qmp: QMPClient, cmd: str) -> dict[str, Any]:
     return reply if isinstance(reply, dict) else {}
 
 
+class _NotYet(Exception):
+    """A migration still under way: wait.until_async asks again."""
+
+
 async def _wait_migration(qmp: QMPClient, timeout: float) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
+    async def completed(_left: float) -> dict[str, Any]:
         info = await _query(qmp, "query-migrate")
         status = info.get("status")
         if status == "completed":
             return info
         if status in ("failed", "cancelled"):
             raise RunvmError(f"migration {status}: {info.get('error-desc', '')}")
-        if asyncio.get_running_loop().time() > deadline:
-            raise RunvmError(f"migration still {status} after {timeout}s")
-        await asyncio.sleep(0.01)
+        raise _NotYet(f"still {status}")
+
+    return await wait.until_async(completed, "the migration to complete", timeout, retry_on=(_NotYet,),
+                                  interval=0.01)
 
 
 async def save(qmp: QMPClient, path: Path, timeout: float = 120) -> None:
@@ -68,8 +71,7 @@ async def restore(qmp: QMPClient, path: Path, timeout: float = 30) -> None:
     """Load a snapshot into a QEMU started with -incoming defer; returns once the VM runs."""
     await qmp.execute("migrate-set-capabilities", {"capabilities": IGNORE_SHARED})
     await qmp.execute("migrate-incoming", {"uri": f"exec:cat {path}"})
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
+    async def running(_left: float) -> None:
         status = (await _query(qmp, "query-status")).get("status")
         if status == "running":
             return
@@ -79,6 +81,6 @@ async def restore(qmp: QMPClient, path: Path, timeout: float = 30) -> None:
         if status in ("paused", "postmigrate", "prelaunch") and mig.get("status") == "completed":
             await qmp.execute("cont")
             return
-        if asyncio.get_running_loop().time() > deadline:
-            raise RunvmError(f"restore from {path} still {status}/{mig.get('status')} after {timeout}s")
-        await asyncio.sleep(0.005)
+        raise _NotYet(f"still {status}/{mig.get('status')}")
+
+    await wait.until_async(running, f"the restore from {path} to run", timeout, retry_on=(_NotYet,), interval=0.005)
