@@ -159,7 +159,7 @@ def pytest_args(args: argparse.Namespace, run_dir: Path, extra: Sequence[str]) -
             "--slow-examples", str(args.slow_examples), "--profile", args.profile,
             "--rootdir", str(paths.REPO), "-c", str(paths.REPO / "pyproject.toml")]
     if args.stack:
-        argv += ["--stack", args.stack]
+        argv += ["--stack", str(args.stack)]
     for r in args.runtime:
         argv += ["--runtime", r]
     for r in args.slow or []:
@@ -167,7 +167,66 @@ def pytest_args(args: argparse.Namespace, run_dir: Path, extra: Sequence[str]) -
     return [*argv, *extra]
 
 
+def _stacks_to_run(requested: list[str]) -> list[str | None]:
+    """The stacks a run observes: none named is the host's own dockerd; `all` is every stack in stacks/."""
+    from harness import stack_data
+
+    if not requested:
+        return [None]
+    names = list(stack_data.load()) if "all" in requested else list(dict.fromkeys(requested))
+    for n in names:
+        stack_data.get(n)  # an unknown name is an error naming the known ones
+    return list(names)
+
+
 def cmd_run(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    stacks = _stacks_to_run(args.stack)
+    if len(stacks) > 1:
+        return _run_stacks(args, [s for s in stacks if s], extra)
+    args.stack = stacks[0]
+    return _run_one(args, extra)
+
+
+def _run_stacks(args: argparse.Namespace, stacks: list[str], extra: Sequence[str]) -> int:
+    """One run per stack, each in its own process and directory (D/<stack>/), then merged into D/results.json
+    with a column per runtime and stack."""
+    import subprocess
+
+    run_dir = (args.run_dir or paths.RUNS / labels.new_run_id()).resolve()
+    codes, parts = [], []
+    for stack in stacks:
+        argv = [sys.executable, "-m", "harness.cli", "run", "--stack", stack, "--run-dir", str(run_dir / stack),
+                "--no-render", "--baseline", args.baseline, "--repeat", str(args.repeat), "--examples",
+                str(args.examples), "--slow-examples", str(args.slow_examples), "--profile", args.profile,
+                "--registry", str(args.registry), *(["--plain"] if args.plain else []),
+                *[a for r in args.runtime for a in ("--runtime", r)],
+                *[a for r in args.slow or [] for a in ("--slow", r)], *args.paths, *(["--", *extra] if extra else [])]
+        _say(f"vmparity run: stack {stack} -> {run_dir / stack}")
+        codes.append(subprocess.run(argv).returncode)
+        if (run_dir / stack / "results.json").exists():
+            parts.append(results.load(run_dir / stack / "results.json"))
+    if not parts:
+        _say("vmparity run: no stack wrote results")
+        return max(codes) or 1
+    merged = mergemod.merge(parts, run_id=run_dir.name)
+    results.write_json_atomic(run_dir / "results.json", merged)
+    _render_run(args, run_dir)
+    return max(codes)
+
+
+def _render_run(args: argparse.Namespace, run_dir: Path) -> None:
+    results_path = run_dir / "results.json"
+    if not args.no_render:
+        m, _ = _load_matrix(results_path, args.registry)
+        _write(run_dir / "limitations.md", markdown.render(m))
+        _write(run_dir / "matrix.html", html.render(m))
+        junit.write(m, run_dir / "junit.xml")
+        _say("\n".join(summary.lines(m)))
+        _say(f"wrote {run_dir / 'limitations.md'}, {run_dir / 'matrix.html'}, {run_dir / 'junit.xml'}")
+    _say(f"results: {results_path}")
+
+
+def _run_one(args: argparse.Namespace, extra: Sequence[str]) -> int:
     import pytest
 
     run_dir = (args.run_dir or paths.RUNS / labels.new_run_id()).resolve()
@@ -181,14 +240,7 @@ def cmd_run(args: argparse.Namespace, extra: Sequence[str]) -> int:
     if not results_path.exists():
         _say(f"vmparity run: no results were written (pytest exit code {code})")
         return code or 1
-    if not args.no_render:
-        m, _ = _load_matrix(results_path, args.registry)
-        _write(run_dir / "limitations.md", markdown.render(m))
-        _write(run_dir / "matrix.html", html.render(m))
-        junit.write(m, run_dir / "junit.xml")
-        _say("\n".join(summary.lines(m)))
-        _say(f"wrote {run_dir / 'limitations.md'}, {run_dir / 'matrix.html'}, {run_dir / 'junit.xml'}")
-    _say(f"results: {results_path}")
+    _render_run(args, run_dir)
     return code
 
 
@@ -212,8 +264,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--slow-examples", type=int, default=2)
     r.add_argument("--slow", action="append", default=None, metavar="NAME")
     r.add_argument("--profile", choices=["fast", "deep"], default="fast")
-    r.add_argument("--stack", default=None, metavar="NAME",
-                   help="the Docker stack to observe (stacks/*.yaml; default: the host's own dockerd)")
+    r.add_argument("--stack", action="append", default=[], metavar="NAME",
+                   help="a Docker stack to observe (stacks/*.yaml; repeatable, or `all`; default: the host's own "
+                   "dockerd). Several: one run per stack in RUN_DIR/<stack>/, merged into RUN_DIR")
     r.add_argument("--registry", type=Path, default=paths.REGISTRY)
     r.add_argument("--plain", action="store_true", help="pytest's own output instead of the progress bar")
     r.add_argument("--no-render", action="store_true", help="only results.json")

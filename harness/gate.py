@@ -106,6 +106,12 @@ def check(m: Matrix, previous: dict[str, Any] | None = None, *, strict: bool = F
             f"documented {expected}" if expected else None,
             f"documented {c.documented or 'unjudged'}", c.expectation.reason if c.expectation else None,
             _link(m, c), "failed checks: " + "; ".join(c.documented_failed) if c.documented_failed else None))
+    for s in m.scenarios:  # a warning: each stack's cell is already judged against its expectation above
+        for rt, seen in s.drift:
+            per_stack = ", ".join(f"{o.value} on {stack}" for stack, o in seen)
+            findings.append(Finding(Level.FAIL if strict else Level.WARN, "version drift", s.id, rt, None,
+                                    per_stack, None, s.links[0] if s.links else None,
+                                    "the outcome depends on the Docker stack"))
     if previous is not None:
         current = {"run_id": m.run_id, "cells": [c.record for c in m.cells if c.record is not None]}
         for ch in diff(previous, current):

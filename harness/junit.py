@@ -10,7 +10,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from harness.matrix import CellView, Matrix
+from harness.matrix import CellView, Matrix, base_runtime
 from harness.outcomes import Outcome, Verdict
 from harness.render import evidence
 from harness.render.words import cell_documented, verdict_text
@@ -50,6 +50,11 @@ def _testcase(m: Matrix, c: CellView) -> tuple[ET.Element, str]:
     case = ET.Element("testcase", {"classname": f"vmparity.{c.runtime}.{area}", "name": name,
                                    "time": f"{float(duration):.2f}"})
     text = _evidence_text(m, c)
+    drift = [", ".join(f"{o.value} on {stack}" for stack, o in seen)
+             for rt, seen in m.scenario(c.scenario).drift if rt == base_runtime(c.runtime)]
+    if drift:  # a property, so CI dashboards can list the cells that depend on the Docker stack
+        props = ET.SubElement(case, "properties")
+        ET.SubElement(props, "property", {"name": "version_drift", "value": drift[0]})
     if c.outcome == Outcome.ERROR:
         errors = [ex["target"]["error"] or ex["baseline"]["error"] for ex in (c.record or {}).get("examples", [])
                   if ex["target"]["error"] or ex["baseline"]["error"]]

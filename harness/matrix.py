@@ -23,6 +23,23 @@ NOT_IN_RUN = "the runtime was not part of this run"
 NO_CELL = "the run recorded no result for this cell"
 
 
+STACK_SEP = "@"
+"""A document that joins runs from several stacks names its columns runtime@stack (harness/merge.py)."""
+
+
+def base_runtime(name: str) -> str:
+    """The runtime of a column: `runvm` for both `runvm` and `runvm@current`."""
+    return name.split(STACK_SEP, 1)[0]
+
+
+def stack_of(name: str) -> str | None:
+    return name.split(STACK_SEP, 1)[1] if STACK_SEP in name else None
+
+
+def is_baseline(name: str, baseline: str) -> bool:
+    return base_runtime(name) == baseline
+
+
 @dataclass(frozen=True)
 class RuntimeView:
     name: str
@@ -34,8 +51,17 @@ class RuntimeView:
     """The run's provenance for this runtime (path, args, version, ...); empty when not in the run."""
 
     @property
+    def runtime(self) -> str:
+        return base_runtime(self.name)
+
+    @property
+    def stack(self) -> str | None:
+        return stack_of(self.name)
+
+    @property
     def label(self) -> str:
-        return f"{self.name} (A/A)" if self.is_baseline else self.name
+        head = f"{self.runtime} (A/A)" if self.is_baseline else self.runtime
+        return f"{head}{STACK_SEP}{self.stack}" if self.stack else head
 
 
 @dataclass(frozen=True)
@@ -84,6 +110,17 @@ class ScenarioView:
     @property
     def anchor(self) -> str:
         return self.id.replace("/", "-").replace("_", "-")
+
+    @property
+    def drift(self) -> tuple[tuple[str, tuple[tuple[str, Outcome], ...]], ...]:
+        """Version drift: each runtime whose outcome differs between the stacks it was observed on, with the
+        outcome per stack."""
+        per: dict[str, list[tuple[str, Outcome]]] = {}
+        for c in self.cells:
+            stack = stack_of(c.runtime)
+            if stack is not None and c.record is not None:
+                per.setdefault(base_runtime(c.runtime), []).append((stack, c.outcome))
+        return tuple((rt, tuple(seen)) for rt, seen in per.items() if len({o for _, o in seen}) > 1)
 
     def cell(self, runtime: str) -> CellView:
         for c in self.cells:
@@ -149,16 +186,24 @@ def _runtimes(described: dict[str, runtime_data.RuntimeData], doc: dict[str, Any
     """The described runtimes in their column order (runtimes/*.yaml), then runtimes only the run knows, by name."""
     registered = described
     in_run = run_runtimes(doc)
-    names = [*registered, *sorted(set(in_run) - set(registered))]
+    if any(stack_of(n) for n in in_run):  # several stacks: each stack's columns together, the leading stack first
+        order = {n: i for i, n in enumerate(registered)}
+        stacks = list(dict.fromkeys((doc["provenance"].get("stack_order") or [])
+                                    + sorted({stack_of(n) or "" for n in in_run})))
+        qualified = sorted(in_run, key=lambda n: (stacks.index(stack_of(n) or ""),
+                                                  order.get(base_runtime(n), len(order)), n))
+        names = [*qualified, *[r for r in registered if r not in {base_runtime(n) for n in in_run}]]
+    else:
+        names = [*registered, *sorted(set(in_run) - set(registered))]
     infos = doc["provenance"].get("runtimes", {}) or {}
     hosts = doc.get("hosts") or {}
     views = []
     for name in names:
-        meta = registered.get(name)
+        meta = registered.get(base_runtime(name))
         info: dict[str, Any] = infos.get(name) or next((h["runtimes"][name] for _, h in sorted(hosts.items())
                                         if name in (h.get("runtimes") or {})), {})
         views.append(RuntimeView(name, meta.description if meta else "", meta.link if meta else None, name in in_run,
-                                 name == doc["baseline"], dict(info) if name in in_run else {}))
+                                 is_baseline(name, doc["baseline"]), dict(info) if name in in_run else {}))
     return tuple(views)
 
 

@@ -71,12 +71,40 @@ def _started(hosts: dict[str, dict[str, Any]], run_id: str) -> str:
     return str((hosts.get(run_id) or {}).get("started") or "")
 
 
+def stack_name(doc: dict[str, Any]) -> str | None:
+    """The stack a (single-run) document observed; None for a merge or a run that predates stacks."""
+    return ((doc.get("provenance") or {}).get("stack") or {}).get("name")
+
+
+def _qualified(doc: dict[str, Any], stack: str) -> dict[str, Any]:
+    """The document with each runtime named runtime@stack: runs on different stacks are different columns, not
+    conflicting observations of one cell."""
+    def q(name: str) -> str:
+        return name if "@" in name else f"{name}@{stack}"
+
+    prov = dict(doc["provenance"])
+    prov["runtimes"] = {q(k): v for k, v in (prov.get("runtimes") or {}).items()}
+    return {**doc, "runtimes": [q(r) for r in doc["runtimes"]], "provenance": prov,
+            "cells": [{**c, "runtime": q(c["runtime"])} for c in doc["cells"]]}
+
+
 def merge(docs: Sequence[dict[str, Any]], run_id: str | None = None, prefer: str = WORSE) -> dict[str, Any]:
-    """`prefer`: WORSE (hosts or shards of one matrix) or LATEST (re-runs of a cell: the newest start wins)."""
+    """`prefer`: WORSE (hosts or shards of one matrix) or LATEST (re-runs of a cell: the newest start wins).
+    Runs on more than one stack keep a column per runtime and stack (runtime@stack)."""
     if prefer not in (WORSE, LATEST):
         raise MergeError(f"unknown preference {prefer!r}; use {WORSE} or {LATEST}")
     if not docs:
         raise MergeError("nothing to merge")
+    stacks = {stack_name(d) for d in docs if not d.get("hosts")}
+    stack_order: list[str] = []
+    if len(stacks) > 1:
+        if None in stacks:
+            raise MergeError("some inputs name the stack they observed and some do not; re-run the older ones")
+        from harness import stack_data
+
+        known = list(stack_data.load())
+        stack_order = sorted((s for s in stacks if s), key=lambda s: (known.index(s) if s in known else 99, s))
+        docs = [_qualified(d, stack_name(d) or "") if not d.get("hosts") else d for d in docs]
     docs = sorted(docs, key=lambda d: d["run_id"])
     baselines = sorted({d["baseline"] for d in docs})
     if len(baselines) > 1:
@@ -128,7 +156,9 @@ def merge(docs: Sequence[dict[str, Any]], run_id: str | None = None, prefer: str
             "suite": {"commits": commits, "dirty": any((p.get("suite") or {}).get("dirty") for p in hosts.values())},
             "started": started[0] if started else "",
             "finished": finished[-1] if finished and len(finished) == len(hosts) else None,
-            "merge": {"inputs": sorted(hosts), "rule": RULES[prefer], "conflicts": conflicts},
+            "merge": {"inputs": sorted(hosts), "rule": RULES[prefer], "conflicts": conflicts,
+                      **({"by_stack": True} if stack_order else {})},
+            **({"stack_order": stack_order} if stack_order else {}),
         },
         "hosts": hosts,
         "cells": cells,

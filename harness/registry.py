@@ -45,8 +45,11 @@ class Registry:
 
     def expectation(self, scenario_id: str, runtime: str) -> Expectation | None:
         expect = self.scenario(scenario_id).get("expect", {})
-        like = runtime_data.expect_like(runtime)
-        exp = expect.get(runtime) or (expect.get(like) if like else None)
+        # a column of a several-stack document (runvm@current) may have its own entry, else its runtime's
+        base, _, stack = runtime.partition("@")
+        like = runtime_data.expect_like(base)
+        exp = ((expect.get(runtime) if stack else None) or expect.get(base)
+               or (expect.get(f"{like}@{stack}") if like and stack else None) or (expect.get(like) if like else None))
         if exp is None:
             return None
         return Expectation(Outcome(exp["outcome"]), exp["reason"], exp.get("link"),

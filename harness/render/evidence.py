@@ -29,7 +29,8 @@ _BOILERPLATE = ("docker: ", "Error response from daemon: ", "failed to create sh
 
 def target_label(runtime: str, baseline: str) -> str:
     """A target's column label: the baseline run against itself is its A/A column."""
-    return f"{runtime} A/A" if runtime == baseline else runtime
+    base, sep, stack = runtime.partition("@")
+    return f"{base} A/A{sep}{stack}" if base == baseline else runtime
 
 
 def shorten(text: str, limit: int = 160) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from harness.matrix import CellView, Matrix, ScenarioView
+from harness.matrix import CellView, Matrix, ScenarioView, base_runtime
 from harness.outcomes import DOCUMENTED_MEANINGS, Documented, Outcome, Verdict
 from harness.render import cell_evidence, evidence, provenance
 from harness.render.jinja import environment
@@ -172,6 +172,9 @@ def _tooltip(m: Matrix, c: CellView, detail: dict[str, Any]) -> str:
     lines = [head]
     if c.verdict is not None and c.verdict != Verdict.EXPECTED:
         lines.append(verdict_text(c))
+    for rt, seen in m.scenario(c.scenario).drift:
+        if rt == base_runtime(c.runtime):
+            lines.append("version drift: " + ", ".join(f"{o.value} on {stack}" for stack, o in seen))
     if c.documented is not None:
         lines.append(f"documented: {c.documented.value}"
                      + (f" (failed: {'; '.join(c.documented_failed)})" if c.documented_failed else ""))

@@ -10,7 +10,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from harness.matrix import CellView, Matrix, ScenarioView
+from harness.matrix import CellView, Matrix, ScenarioView, is_baseline
 from harness.outcomes import DOCUMENTED_MEANINGS, DOCUMENTED_SYMBOLS, SYMBOLS, Documented, Outcome, Verdict
 from harness.render import cell_evidence, evidence, provenance
 from harness.render.jinja import environment
@@ -116,7 +116,7 @@ def evidence_columns(m: Matrix, s: ScenarioView) -> list[tuple[str, dict[str, An
     for c in s.cells:
         if c.record is None:
             continue
-        if c.runtime == m.baseline:
+        if is_baseline(c.runtime, m.baseline):
             if c.outcome not in AA_QUIET:
                 cols.append((evidence.target_label(c.runtime, m.baseline), c.record))
             continue
@@ -127,7 +127,7 @@ def evidence_columns(m: Matrix, s: ScenarioView) -> list[tuple[str, dict[str, An
 def scenario_evidence(m: Matrix, s: ScenarioView) -> evidence.CellEvidence:
     cols = evidence_columns(m, s)
     if not cols:
-        aa = [(c.runtime, c.record) for c in s.cells if c.record is not None and c.runtime == m.baseline]
+        aa = [(c.runtime, c.record) for c in s.cells if c.record is not None and is_baseline(c.runtime, m.baseline)]
         cols = [(evidence.target_label(rt, m.baseline), rec) for rt, rec in aa]
     return evidence.build(cols, m.baseline)
 
@@ -160,7 +160,9 @@ def _scenario_context(m: Matrix, s: ScenarioView, evidence_href: str | None) -> 
         "anchor": s.anchor, "title": s.title, "id": s.id, "severity": s.severity, "summary": s.summary,
         "oracle": s.oracle, "workaround": s.workaround, "documented": list(s.documented),
         "unavailable_when": list(s.unavailable_when), "links": [link(u) for u in s.links],
-        "registered": s.registered, "outcomes": outcomes_table(s), "notes": merge_notes(m, s),
+        "registered": s.registered, "outcomes": outcomes_table(s),
+        "notes": [*merge_notes(m, s), *(f"Version drift: {rt} is " + ", ".join(f"{o.value} on {st}" for st, o in seen)
+                                        for rt, seen in s.drift)],
         "examples": [{"heading": e.heading(), "lines": [line.markdown() for line in e.lines], "hidden": e.hidden,
                       "alike": _alike(e)} for e in ev.examples],
         "single": len(ev.examples) == 1 and not ev.examples[0].params and ev.examples[0].attempt == 1,
@@ -185,6 +187,26 @@ def measured(m: Matrix) -> dict[str, Any]:
             "problems": list(m.provenance.get("reference_problems") or [])}
 
 
+def stacks_observed(m: Matrix) -> list[str]:
+    """One line per stack the document observed, leading stack first: its name and the daemon's components."""
+    provs = list(m.hosts.values()) or [m.provenance]
+    found = {}
+    for p in provs:
+        st = p.get("stack") or {}
+        if st.get("name"):
+            c = st.get("components") or {}
+            words = {"docker": "Docker", "api": "API", "containerd": "containerd", "runc": "runc", "cgroup": "cgroup"}
+            found[st["name"]] = f"`{st['name']}`: " + ", ".join(f"{w} {c[k]}" for k, w in words.items() if c.get(k))
+    order = list(m.provenance.get("stack_order") or []) + sorted(found)
+    return [found[n] for n in dict.fromkeys(order) if n in found]
+
+
+def drift_table(m: Matrix) -> str:
+    rows = [[f"[{s.title}](#{s.anchor})", rt, " · ".join(f"{stack}: {o.value}" for stack, o in seen)]
+            for s in m.scenarios for rt, seen in s.drift]
+    return table(["scenario", "runtime", "outcome per stack"], rows) if rows else ""
+
+
 def context(m: Matrix, evidence_href: str | None = None) -> dict[str, Any]:
     runtimes = [[r.name, r.description, provenance.runtime_text(r.info) if r.in_run else NOT_IN_RUN_WORD]
                 for r in m.runtimes]
@@ -204,6 +226,7 @@ def context(m: Matrix, evidence_href: str | None = None) -> dict[str, Any]:
                                 for a in sec.areas]}
                      for sec in m.sections],
         "provenance": provenance_tables(m), "measured": measured(m),
+        "stacks": stacks_observed(m), "drift": drift_table(m),
         "merge": m.provenance.get("merge"),
     }
 

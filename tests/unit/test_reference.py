@@ -31,7 +31,7 @@ def test_a_clean_complete_run_has_no_problems() -> None:
     ({"suite_at_finish": {"commit": "0123456789abcdef", "dirty": True}}, "tree changed during the run"),
     ({"finished": None}, "did not finish"),
     ({"suite_at_finish": None}, "did not record the suite's commit at its end"),
-    ({"merge": {"rule": "worse", "conflicts": []}}, "merges several runs"),
+    ({"merge": {"rule": "worse", "conflicts": []}}, "is a merge"),
     ({"suite": {"commits": ["aaa", "bbb"], "dirty": False}}, "spans suite commits aaa, bbb"),
 ])
 def test_each_unclean_property_is_named(change: dict[str, Any], words: str) -> None:
