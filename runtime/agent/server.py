@@ -200,7 +200,8 @@ class Agent:
         return proc
 
     def _proc(self, key: str | None) -> Proc:
-        proc = self.procs.get(key or "init")
+        key = key or "init"
+        proc = self.procs.get(key)
         if proc is None:
             raise ProcessError(f"no process {key!r} in this container")
         return proc

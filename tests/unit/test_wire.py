@@ -96,8 +96,9 @@ def test_frames_that_are_not_replies_pass_through_in_order() -> None:
             + frames.message(frames.REQUEST, 1, {"op": "dns"}))
     events = conn.receive(data)
     assert [type(e).__name__ for e in events] == ["Frame", "Frame", "Reply", "Frame"]
-    assert tuple(events[1]) == (frames.DATA, 5, b"out")
-    assert events[0].body() == {"event": "exit"}  # type: ignore[union-attr]
+    event, chunk = events[0], events[1]
+    assert isinstance(event, Frame) and isinstance(chunk, Frame)
+    assert tuple(chunk) == (frames.DATA, 5, b"out") and event.body() == {"event": "exit"}
     reply = events[2]
     assert isinstance(reply, Reply) and not reply.ok and reply.error == "no such thing"
 
