@@ -120,3 +120,27 @@ def test_the_residents_handover_needs_no_dataclasses() -> None:
     out = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path[:0] = {sys.path!r}; {code}"],
                          capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False", "False"]
+
+
+def test_sigterm_cancels_the_set_up_so_its_clean_up_runs() -> None:
+    """`runvm create` giving up SIGTERMs the set-up: the running stages are cancelled (their clean-up stops the
+    VM) instead of the process dying on the spot."""
+    import asyncio
+    import os
+    import signal
+
+    from runtime.runvm.shim import vm_setup
+
+    cleaned = []
+
+    async def setup() -> None:
+        try:
+            asyncio.get_running_loop().call_later(0.05, os.kill, os.getpid(), signal.SIGTERM)
+            await asyncio.sleep(10)
+        finally:
+            cleaned.append(True)
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(vm_setup._with_pidfd_watcher(setup()))
+    assert cleaned == [True]
+    assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)  # no handler left behind
