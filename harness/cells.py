@@ -109,7 +109,7 @@ class CellRunner:
         if not failed:
             return None, None
         declared = self.s.registry.unavailable_when(spec.id)
-        lacking = hostlacks.first_lacking(declared)
+        lacking = hostlacks.first_lacking(declared, self.s.endpoint)
         if lacking is not None:
             return f"{lacking[0]}: {lacking[1]}", None
         if refusal is None:

@@ -31,7 +31,7 @@ DROPPED_CAPS = ["SYS_RESOURCE"]
 """Not in this host's bounding set: runc refuses a container asking for it (so no --privileged either)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Endpoint:
     """How the suite reaches one stack's daemon, and what it is made of."""
 

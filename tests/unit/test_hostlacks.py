@@ -36,3 +36,16 @@ def test_the_registry_states_each_scenarios_documented_checks_as_the_oracle_does
         if sid not in reg.scenarios:
             continue
         assert [c.name for c in spec.documented] == list(reg.scenario(sid).get("documented") or []), sid
+
+
+def test_a_containerd_2_stack_cannot_restore_and_containerd_1_can() -> None:
+    from pathlib import Path
+
+    from harness.stacks import Endpoint
+
+    def stack(containerd: str) -> Endpoint:
+        return Endpoint("s", "unix:///x", Path("/run/x"), None, "host", versions={"containerd": containerd})
+
+    assert "containerd/containerd/issues/12141" in (hostlacks.restore_loses_the_task_pid(stack("2.1.9+unknown")) or "")
+    assert hostlacks.restore_loses_the_task_pid(stack("1.6.20~ds1")) is None
+    assert hostlacks.restore_loses_the_task_pid(None) is None
