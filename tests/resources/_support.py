@@ -24,6 +24,40 @@ def read_files(paths: dict[str, str]) -> str:
                      f"|| echo {ABSENT})\"" for name, path in paths.items())
 
 
+UNLIMITED_V1 = "9223372036854771712"
+"""cgroup v1's "no limit" for byte limits; the v2 view reports `max` as this, so one reading covers both."""
+
+CGROUP_VIEW = {
+    # meaning: (cgroup v1 file, cgroup v2 expression over the container's own cgroup directory)
+    "memory_limit": ("memory/memory.limit_in_bytes", '_unl "$(_cg memory.max)"'),
+    "memsw_limit": ("memory/memory.memsw.limit_in_bytes",
+                    'm=$(_cg memory.max); s=$(_cg memory.swap.max); '
+                    'if [ "$m" = absent ]; then echo absent; elif [ "$m" = max ] || [ "$s" = max ]; '
+                    f'then echo {UNLIMITED_V1}; elif [ "$s" = absent ]; then echo "$m"; else echo $((m + s)); fi'),
+    "kmem_limit": ("memory/memory.kmem.limit_in_bytes", "echo absent"),
+    "cfs_quota_us": ("cpu/cpu.cfs_quota_us", 'set -- $(_cg cpu.max); [ "$1" = max ] && echo -1 || echo "$1"'),
+    "cfs_period_us": ("cpu/cpu.cfs_period_us", 'set -- $(_cg cpu.max); echo "${2:-absent}"'),
+    "cpu_shares": ("cpu/cpu.shares", 'w=$(_cg cpu.weight); [ "$w" = absent ] && echo absent || echo "weight $w"'),
+    "cpuset_cpus": ("cpuset/cpuset.cpus", "_cg cpuset.cpus"),
+    "pids_max": ("pids/pids.max", "_cg pids.max"),
+}
+"""What the container reads of its own cgroup limits, by meaning, on either cgroup version: v1's values, and the
+v2 files converted to v1's meaning (memory+swap for memsw, -1 for no quota). Only the CPU weight has no v1
+equivalent (Docker maps --cpu-shares onto cpu.weight on v2); it reads `weight N` there."""
+
+
+def cgroup_view(names: dict[str, str], root: str = "/sys/fs/cgroup") -> str:
+    """A shell snippet printing `name=value` for each {name: meaning of CGROUP_VIEW}, whichever cgroup version
+    the container sees (v2 when its cgroup root has cgroup.controllers)."""
+    lines = [f"_cg() {{ head -n1 {shlex.quote(root)}/\"$1\" 2>/dev/null || echo {ABSENT}; }}",
+             f'_unl() {{ [ "$1" = max ] && echo {UNLIMITED_V1} || echo "$1"; }}']
+    for name, meaning in names.items():
+        v1, v2 = CGROUP_VIEW[meaning]
+        lines.append(f"if [ -f {shlex.quote(root)}/cgroup.controllers ]; then v=$({v2}); else v=$(_cg {v1}); fi; "
+                     f"printf '%s=%s\\n' {shlex.quote(name)} \"$v\"")
+    return "\n".join(lines)
+
+
 def parse_pairs(text: str) -> dict[str, str]:
     """`name=value` lines (as printed by `read_files`) into a dict; an empty value counts as absent."""
     out: dict[str, str] = {}

@@ -17,14 +17,11 @@ from typing import Any
 from harness import hostcgroup
 from harness.context import Ctx, refusals
 from harness.scenario import scenario
-from tests.resources._support import ABSENT, parse_pairs, read_files, status_field
+from tests.resources._support import ABSENT, cgroup_view, parse_pairs, status_field
 
-CGROUP_FILES = {
-    "cfs_quota_us": "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
-    "cfs_period_us": "/sys/fs/cgroup/cpu/cpu.cfs_period_us",
-    "shares": "/sys/fs/cgroup/cpu/cpu.shares",
-    "cpuset_cpus": "/sys/fs/cgroup/cpuset/cpuset.cpus",
-}
+CGROUP_FILES = {"cfs_quota_us": "cfs_quota_us", "cfs_period_us": "cfs_period_us", "shares": "cpu_shares",
+                "cpuset_cpus": "cpuset_cpus"}
+"""Observation key -> what the container reads of its cgroup (tests/resources/_support.CGROUP_VIEW, v1 or v2)."""
 THROTTLED_BELOW = 0.6
 """A single busy thread uses ~1.0 CPU unthrottled and <= ~0.55 under a 0.5 quota (1 s window, 100 ms periods):
 above 0.6 the container got a fifth more than its limit, which users see in `docker stats`."""
@@ -82,7 +79,7 @@ def _host_busy(ctx: Ctx) -> str:
 @scenario("resources/cpus")
 def test_cpus(ctx: Ctx) -> dict[str, Any]:
     c = ctx.run(["sh", "-c", "while :; do :; done"], nano_cpus=500_000_000, cpuset_cpus="0", cpu_shares=512)
-    seen = parse_pairs(ctx.sh(c, read_files(CGROUP_FILES)))
+    seen = parse_pairs(ctx.sh(c, cgroup_view(CGROUP_FILES)))
     status = ctx.sh(c, "cat /proc/self/status")
     nproc = ctx.sh(c, "nproc").strip()
     host = hostcgroup.of_container(ctx.client, c.id)

@@ -10,11 +10,10 @@ from typing import Any
 
 from harness.context import Ctx
 from harness.scenario import scenario
-from tests.resources._support import ABSENT, cli_run, parse_pairs, read_files
+from tests.resources._support import ABSENT, cgroup_view, cli_run, parse_pairs
 
 MiB = 1024 * 1024
 UNLIMITED = 1 << 62
-KMEM = "/sys/fs/cgroup/memory/memory.kmem.limit_in_bytes"
 
 
 def _limit(raw: str) -> str:
@@ -38,7 +37,7 @@ def _warning(text: str) -> str:
 def test_kernel_memory(ctx: Ctx) -> dict[str, Any]:
     c, warnings = cli_run(ctx, ["--kernel-memory=64m"], ["sleep", "600"])
     kept = int(ctx.inspect(c)["HostConfig"].get("KernelMemory") or 0)
-    inside = parse_pairs(ctx.sh(c, read_files({"kmem": KMEM})))
+    inside = parse_pairs(ctx.sh(c, cgroup_view({"kmem": "kmem_limit"})))
     return {
         "warnings": sorted({_warning(w) for w in warnings}),
         "kept_by_docker_mib": kept // MiB,

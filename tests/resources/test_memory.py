@@ -24,7 +24,7 @@ from harness import hostcgroup
 from harness.context import Ctx, refusals
 from harness.scenario import scenario
 from harness.waiting import poll
-from tests.resources._support import ABSENT, parse_pairs, read_files
+from tests.resources._support import ABSENT, cgroup_view, parse_pairs
 
 MiB = 1024 * 1024
 LIMIT = 64 * MiB
@@ -37,9 +37,8 @@ DEAD_GRACE_S = 5
 OOM_COUNT_S = 3
 GONE = "gone with the container"
 MAIN = f"while [ ! -e /tmp/go ]; do sleep 1; done; exec {HOG}"
-INSIDE = (read_files({"limit": "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                      "memsw": "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"})
-          + "; echo memtotal_kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)")
+INSIDE = (cgroup_view({"limit": "memory_limit", "memsw": "memsw_limit"})
+          + "\necho memtotal_kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)")
 
 
 def _host_memtotal_kib() -> int:

@@ -16,18 +16,16 @@ from harness import hostcgroup
 from harness.context import Ctx, refusals
 from harness.scenario import scenario
 from harness.waiting import poll
-from tests.resources._support import ABSENT, parse_pairs
+from tests.resources._support import ABSENT, cgroup_view, parse_pairs
 
 LIMIT = 16
 WANTED = 24
-SCRIPT = f"""
-read max < /sys/fs/cgroup/pids/pids.max 2>/dev/null || max={ABSENT}
+SCRIPT = cgroup_view({"pids_max": "pids_max"}) + f"""
 ( i=0; while [ $i -lt {WANTED} ]; do sleep 100 & i=$((i + 1)); done ) 2>/tmp/fork-errors
 n=0
 for p in /proc/[0-9]*; do [ "${{p#/proc/}}" != "$$" ] && n=$((n + 1)); done
 err=none
 while read -r line; do case "$line" in *fork*|*"Resource temporarily"*) err=fork-failed;; esac; done < /tmp/fork-errors
-echo pids_max=$max
 echo tasks=$n
 echo error=$err
 exec sleep 100

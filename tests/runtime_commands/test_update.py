@@ -16,17 +16,16 @@ from docker.models.containers import Container
 from harness import hostcgroup
 from harness.context import Ctx, refusals
 from harness.scenario import scenario
+from tests.resources._support import cgroup_view, parse_pairs
 from tests.runtime_commands._support import stable_refusals
 
 MiB = 1024 * 1024
-CG = "/sys/fs/cgroup"
 
 
-def cgroup_files(ctx: Ctx, c: Container, *files: str) -> dict[str, str]:
-    """The container's own view of cgroup v1 files (relative to /sys/fs/cgroup); 'absent' if it has none."""
-    script = "; ".join(f"v=$(cat {CG}/{f} 2>/dev/null) || v=absent; echo \"{f}=$v\"" for f in files)
-    out = ctx.exec(c, script).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+def cgroup_files(ctx: Ctx, c: Container, *meanings: str) -> dict[str, str]:
+    """The container's own view of its cgroup limits, by meaning, on cgroup v1 or v2 (tests/resources/_support.py
+    CGROUP_VIEW); 'absent' for what it cannot see."""
+    return parse_pairs(ctx.exec(c, cgroup_view({m: m for m in meanings})).stdout)
 
 
 def as_mib(value: str) -> int | str:
@@ -80,10 +79,10 @@ def test_update(ctx: Ctx) -> dict[str, Any]:
                                       "docker_stats": stats_limits(ctx, c)}}
 
     update(ctx, c, mem_limit="64m", memswap_limit="64m")
-    f = cgroup_files(ctx, c, "memory/memory.limit_in_bytes", "memory/memory.memsw.limit_in_bytes")
+    f = cgroup_files(ctx, c, "memory_limit", "memsw_limit")
     obs["memory"] = {
-        "limit_mib": as_mib(f.get("memory/memory.limit_in_bytes", "absent")),
-        "memsw_limit_mib": as_mib(f.get("memory/memory.memsw.limit_in_bytes", "absent")),
+        "limit_mib": as_mib(f.get("memory_limit", "absent")),
+        "memsw_limit_mib": as_mib(f.get("memsw_limit", "absent")),
         "alloc_32m": alloc(ctx, c, 32),
         "alloc_100m": alloc(ctx, c, 100),
         "container_running": ctx.inspect(c)["State"]["Running"],
@@ -92,26 +91,26 @@ def test_update(ctx: Ctx) -> dict[str, Any]:
     }
 
     update(ctx, c, cpu_quota=50000, cpu_period=100000, cpu_shares=512)
-    f = cgroup_files(ctx, c, "cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us", "cpu/cpu.shares")
-    obs["cpu"] = {"quota_us": f.get("cpu/cpu.cfs_quota_us"), "period_us": f.get("cpu/cpu.cfs_period_us"),
-                  "shares": f.get("cpu/cpu.shares"), "host": host(ctx, c, "cpus", "cpu_shares")}
+    f = cgroup_files(ctx, c, "cfs_quota_us", "cfs_period_us", "cpu_shares")
+    obs["cpu"] = {"quota_us": f.get("cfs_quota_us"), "period_us": f.get("cfs_period_us"),
+                  "shares": f.get("cpu_shares"), "host": host(ctx, c, "cpus", "cpu_shares")}
 
     update(ctx, c, cpuset_cpus="0")
-    f = cgroup_files(ctx, c, "cpuset/cpuset.cpus")
+    f = cgroup_files(ctx, c, "cpuset_cpus")
     obs["cpuset"] = {
-        "cpus": f.get("cpuset/cpuset.cpus"),
+        "cpus": f.get("cpuset_cpus"),
         "nproc_new_process": ctx.exec(c, "nproc").stdout.strip(),
         "pid1_affinity": ctx.exec(c, "taskset -p 1").stdout.strip().rsplit(" ", 1)[-1],
         "host": host(ctx, c, "cpuset_cpus"),
     }
 
     ctx.cli("update", "--pids-limit", "20", c.id)
-    f = cgroup_files(ctx, c, "pids/pids.max")
+    f = cgroup_files(ctx, c, "pids_max")
     pids_host = {**host(ctx, c, "pids"), "docker_stats_limit": stats_limits(ctx, c)["pids"]}
     forks = ctx.exec(c, FORKS)
     started = [int(n) for n in forks.stdout.split() if n.isdigit()]
     obs["pids"] = {
-        "max": f.get("pids/pids.max"),
+        "max": f.get("pids_max"),
         # 20 = sleep 1000 + the exec'd sh + 18 children under runc.
         "forks_before_refusal": started[-1] if started and "can't fork" in forks.stderr else "no refusal",
         "host": pids_host,
