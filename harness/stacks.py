@@ -247,7 +247,7 @@ def up(stack: StackData, *, log: Any = print, timeout: float = 90) -> Endpoint:
     running = _running(host, stack)
     if running is not None and running.image.tags and tag not in running.image.tags:
         log(f"stack {stack.name}: its container runs an older image; replacing it")
-        down(stack, keep_data=True)
+        down(stack)
         running = None
     if running is None:
         _start(host, stack, tag)
@@ -268,6 +268,10 @@ def _start(host: docker.DockerClient, stack: StackData, tag: str) -> None:
     with contextlib.suppress(docker.errors.NotFound):
         host.containers.get(container_name(stack)).remove(force=True)
     ex, data = exec_root(stack), data_root(stack)
+    # a fresh data-root every start: Docker 28 restarted on a kept one deletes the host's docker0 (the host
+    # daemon's default bridge) while it restores its own default network; the test image reloads in a second
+    procs.unmount_under(str(data))
+    shutil.rmtree(data, ignore_errors=True)
     for d in (ex, data):
         _shared_bind(d)
     subnet = _bridge_subnet(bridge(stack)) or f"10.{_free_octet()}.0.1/24"
@@ -337,8 +341,8 @@ def components(client: docker.DockerClient) -> dict[str, str]:
             "cgroup": f"v{info.get('CgroupVersion')} {info.get('CgroupDriver')}"}
 
 
-def down(stack: StackData, *, keep_data: bool = False) -> list[str]:
-    """Stop the stack's daemon and remove its container, bridge and mounts (and data, unless kept)."""
+def down(stack: StackData) -> list[str]:
+    """Stop the stack's daemon and remove its container, bridge, mounts, anchor and data."""
     if stack.kind != CONTAINER:
         return []
     done = []
@@ -359,6 +363,5 @@ def down(stack: StackData, *, keep_data: bool = False) -> list[str]:
     for d in (exec_root(stack), data_root(stack)):
         done += [f"mount {p}" for p in procs.unmount_under(str(d))]
     shutil.rmtree(exec_root(stack), ignore_errors=True)
-    if not keep_data:
-        shutil.rmtree(data_root(stack), ignore_errors=True)
+    shutil.rmtree(data_root(stack), ignore_errors=True)
     return done

@@ -1,6 +1,7 @@
 """The `current` stack: Debian sid's Docker, containerd and runc in their own root filesystem, reached over its
 own socket. Each runtime the matrix tests runs a container there, a disposable daemon of the stack is the
-stack's dockerd, and taking the stack down leaves no container, mount, bridge, process or directory behind."""
+stack's dockerd, taking the stack down leaves no container, mount, bridge, process or directory behind, and
+bringing it up again leaves the host daemon's docker0 alone."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def test_a_disposable_daemon_of_the_stack_is_the_stacks_dockerd(endpoint: stacks
 
 def test_down_leaves_nothing_and_up_comes_back(endpoint: stacks.Endpoint) -> None:
     anchor = stacks.anchor_pid(CURRENT)
-    removed = stacks.down(CURRENT, keep_data=True)
+    removed = stacks.down(CURRENT)
     assert f"container {stacks.container_name(CURRENT)}" in removed
     host = dockerd.client()
     assert not host.containers.list(all=True, filters={"label": f"{stacks.LABEL}={CURRENT.name}"})
@@ -80,5 +81,9 @@ def test_down_leaves_nothing_and_up_comes_back(endpoint: stacks.Endpoint) -> Non
         assert not ipr.link_lookup(ifname=stacks.bridge(CURRENT))
     assert anchor is None or not psutil.pid_exists(anchor)
     assert not stacks.exec_root(CURRENT).exists()
+    with IPRoute() as ipr:
+        host_bridge_before = bool(ipr.link_lookup(ifname="docker0"))
     again = stacks.up(CURRENT, log=lambda _line: None)
     assert again.versions == endpoint.versions
+    with IPRoute() as ipr:  # the host daemon's default bridge survives the stack's start
+        assert bool(ipr.link_lookup(ifname="docker0")) == host_bridge_before
