@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime.agent import protocol
 from runtime.runvm import spec as specmod
 from runtime.runvm import sysctls
 from runtime.runvm.cli import normalise, tb_mib
@@ -18,6 +17,7 @@ from runtime.runvm.errors import RunvmError
 from runtime.runvm.shim import resize, top
 from runtime.runvm.state import check_id
 from runtime.runvm.vm import guest, qemu, stub_kernel
+from runtime.wire import frames as protocol
 
 KNOWN = {"--bundle", "--pid-file", "--console-socket", "--no-subreaper", "--root"}
 

@@ -6,10 +6,10 @@ import os
 import signal
 import socket
 
-from runtime.agent import protocol
 from runtime.runvm.shim.conn import Conn
 from runtime.runvm.shim.loop import Loop
 from runtime.runvm.shim.relay import FdToStream, StreamToFd
+from runtime.wire import frames as protocol
 
 
 def test_timers_run_in_order_and_cancelled_ones_do_not() -> None:

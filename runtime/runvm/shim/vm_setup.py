@@ -211,7 +211,7 @@ class VmSetup:
         share_dir, cgroup_path, made, io, plugged = done.share_dir, done.cgroup_path, done.made, done.io, done.plugged
         agent_sock = agent.writer.get_extra_info("socket")
         agent.writer.transport.pause_reading()  # type: ignore[attr-defined]  # the rest stays for the resident
-        unread = bytes(getattr(agent.reader, "_buffer", b""))
+        unread = agent.unread()
         fds = {"agent": inheritable(agent_sock.fileno()), "server": inheritable(server.fileno())}
         if io.tty_slave is not None:
             fds["tty"] = inheritable(io.tty_slave)

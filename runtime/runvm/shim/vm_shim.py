@@ -19,7 +19,6 @@ import socket
 import sys
 from collections.abc import Callable
 
-from runtime.agent import protocol
 from runtime.runvm import log, statefile
 from runtime.runvm.shim import console, resize
 from runtime.runvm.shim.conn import Conn
@@ -29,6 +28,7 @@ from runtime.runvm.shim.quiet import quiet_python_streams
 from runtime.runvm.shim.relay import FdToStream, StreamToFd
 from runtime.runvm.shim.stages import handover
 from runtime.runvm.statefile import CREATED, PAUSED, RUNNING, STOPPED
+from runtime.wire import frames
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every resident shim ~0.7 MB
 if TYPE_CHECKING:
@@ -193,28 +193,28 @@ class VmShim:
 
     # ---- the agent's frames -------------------------------------------------------------------------
     def _on_agent_frame(self, kind: int, ident: int, payload: bytes) -> None:
-        if kind == protocol.REQUEST:
+        if kind == frames.REQUEST:
             self._agent_request(ident, json.loads(payload))
-        elif kind == protocol.EVENT:
+        elif kind == frames.EVENT:
             self._on_event(json.loads(payload))
-        elif kind in (protocol.DATA, protocol.EOF):
+        elif kind in (frames.DATA, frames.EOF):
             out = self.outputs.get(ident)
             if out is not None:
-                out.data(payload) if kind == protocol.DATA else out.end()
+                out.data(payload) if kind == frames.DATA else out.end()
             elif ident in self.routes:
-                self.routes[ident].send(protocol.frame(kind, ident, payload))
-        elif kind == protocol.CREDIT:
+                self.routes[ident].send(frames.frame(kind, ident, payload))
+        elif kind == frames.CREDIT:
             if self.stdin_relay is not None and ident == INIT_STREAMS["stdin"]:
-                self.stdin_relay.grant(protocol.CREDIT_FMT.unpack(payload)[0])
+                self.stdin_relay.grant(frames.credit_amount(payload))
             elif ident in self.routes:
-                self.routes[ident].send(protocol.frame(kind, ident, payload))
+                self.routes[ident].send(frames.frame(kind, ident, payload))
 
     def _on_event(self, ev: dict[str, Any]) -> None:
         kind = ev.get("event")
         if kind == "exit":
             key = ev.get("process")
             if key == "init":
-                code = protocol.exit_code(ev.get("status") or {})
+                code = frames.exit_code(ev.get("status") or {})
                 if self.oom_relay is not None:  # Docker must see the OOM before the exit, as with runc
                     def finish_later(code: int = code) -> None:
                         self.loop.call_later(OOM_GRACE_S, lambda: self._finish(code))
@@ -225,7 +225,7 @@ class VmShim:
             else:
                 owner = self.exec_owner.pop(str(key), None)
                 if owner is not None:
-                    owner.send(protocol.message(protocol.EVENT, 0, ev))
+                    owner.send(frames.message(frames.EVENT, 0, ev))
         elif kind == "gone":  # a process a docker-top stand-in stands for (op_watch)
             if self.stand_ins is not None:
                 self.stand_ins.ended(int(ev.get("pid") or 0), ev.get("status"))
@@ -307,10 +307,10 @@ class VmShim:
 
         def on_frame(kind: int, ident: int, payload: bytes) -> None:
             client = holder[0]
-            if kind == protocol.REQUEST:
+            if kind == frames.REQUEST:
                 self._control(client, ident, json.loads(payload))
-            elif kind in (protocol.DATA, protocol.EOF, protocol.CREDIT) and self.routes.get(ident) is client:
-                self.conn.send(protocol.frame(kind, ident, payload))
+            elif kind in (frames.DATA, frames.EOF, frames.CREDIT) and self.routes.get(ident) is client:
+                self.conn.send(frames.frame(kind, ident, payload))
 
         def closed() -> None:
             for sid in [s for s, owner in self.routes.items() if owner is holder[0]]:

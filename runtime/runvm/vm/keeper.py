@@ -147,7 +147,7 @@ class Keeper:
         self.agent.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.agent.task
-        unread = bytes(getattr(self.agent.reader, "_buffer", b""))
+        unread = self.agent.unread()
         agent_fd = self.agent.writer.get_extra_info("socket").fileno()
         pool.write_info(self.slot, claimed_by=owner, claimed_by_start=proc_start_time(owner), claimed=time.time())
         reply = json.dumps({"qemu": self.proc.pid, "qemu_start": qemu_start,
