@@ -112,8 +112,9 @@ class Cgroup:
                 if _read(os.path.join(node, f)).strip() != want:
                     _write(os.path.join(node, f), want)
 
-    def widen_cpuset(self, cpus: str) -> None:
-        """New CPUs reach the root cpuset only; carry them down to the container, parents first."""
+    def widen_cpuset(self, cpus: str, *, ancestors_only: bool = False) -> None:
+        """New CPUs reach the root cpuset only; carry them down to the container, parents first (only to its
+        parents when the container's own set is pinned: a pinned set must still find its CPUs in theirs)."""
         if "cpuset" not in self.dirs:
             return
         chain = []
@@ -121,6 +122,8 @@ class Cgroup:
         while cur.startswith(ROOT) and cur != os.path.join(ROOT, "cpuset"):
             chain.append(cur)
             cur = os.path.dirname(cur)
+        if ancestors_only:
+            chain = chain[1:]
         for node in reversed(chain):
             with contextlib.suppress(OSError):
                 _write(os.path.join(node, "cpuset.cpus"), cpus)
@@ -159,6 +162,12 @@ class Cgroup:
         if cpu.get("quota"):
             self.set("cpu", "cpu.cfs_quota_us", cpu["quota"])
         if cpu.get("cpus"):
+            # as on a host, where Docker's parent cgroup holds every CPU: a v1 cpuset outside its parent's is
+            # refused (EACCES), and the template made the parents with the CPUs the VM had then
+            if "cpuset" in self.dirs:
+                with contextlib.suppress(OSError):
+                    self.widen_cpuset(_read(os.path.join(ROOT, "cpuset", "cpuset.cpus")).strip(),
+                                      ancestors_only=True)
             self.set("cpuset", "cpuset.cpus", cpu["cpus"])
         if cpu.get("mems"):
             self.set("cpuset", "cpuset.mems", cpu["mems"])

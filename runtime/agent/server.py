@@ -527,7 +527,7 @@ class Agent:
 
     async def op_online_cpus(self, req: dict[str, Any]) -> dict[str, Any]:
         """After a CPU hot-plug: wait for the guest to see `want` CPUs, bring them online (no udev here), and
-        widen the container's cpuset unless the spec pinned it."""
+        widen the cpusets down to the container's (to its parents only, when the spec pinned it)."""
         base = "/sys/devices/system/cpu"
         want = int(req.get("want", 1))
         deadline = self.loop.time() + 15
@@ -548,6 +548,6 @@ class Agent:
                     onlined.append(int(name[3:]))
         with open(os.path.join(base, "online")) as f:
             online = f.read().strip()
-        if self.cgroup is not None and not req.get("pinned"):
-            self.cgroup.widen_cpuset(online)
+        if self.cgroup is not None:
+            self.cgroup.widen_cpuset(online, ancestors_only=bool(req.get("pinned")))
         return {"onlined": onlined, "online": online}

@@ -176,12 +176,6 @@ def test_update_changes_host_and_guest(dk: Any, limited: Any, step: str) -> None
     assert guest_view(limited) == {"memory": memory, "swap": swap, "cpus": cpus, "pids": pids}
 
 
-CPUSET_BUG = ("the guest's parent cpuset (/docker) keeps the template's CPUs: the agent writes cpuset.cpus=1 into "
-              "a child of a cpuset holding 0 and gets EACCES (runtime/agent: op_online_cpus skips widen_cpuset "
-              "when the update itself sets cpus)")
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=CPUSET_BUG)
 def test_update_moves_the_cpuset_on_host_and_guest(dk: Any, limited: Any) -> None:
     """docker update --cpuset-cpus 1 on a container started on CPU 0 (runc accepts it): both cpusets follow."""
     r = docker_cli("update", "--cpuset-cpus", "1", limited.id)

@@ -133,3 +133,17 @@ def test_mount_layout_skips_what_the_guest_kernel_lacks(tmp_path: Path, monkeypa
     assert [e["dir"] for e in mounted] == ["memory", "unified"]
     assert calls[0][2] == "tmpfs"  # the root first, not being a mount point
     assert ("cgroup", f"{tmp_path}/memory", "cgroup", "memory") in calls
+
+
+def test_a_pinned_cpuset_outside_its_parents_widens_the_parents_only(root: Path) -> None:
+    """The template made /docker with the VM's CPUs then; a later update pins the container to a CPU the VM has
+    now: the parents take the root's CPUs first (v1 refuses a set outside its parent's), the container its own."""
+    cg = cgroups.Cgroup(LAYOUT, "/docker/c")
+    cg.create()
+    (root / "cpuset" / "docker" / "cpuset.cpus").write_text("0")
+    cg.apply({"cpu": {"cpus": "1"}})
+    assert (root / "cpuset" / "docker" / "cpuset.cpus").read_text() == "0-3"
+    assert (root / "cpuset" / "docker" / "c" / "cpuset.cpus").read_text() == "1"
+    cg.widen_cpuset("0-7", ancestors_only=True)
+    assert (root / "cpuset" / "docker" / "cpuset.cpus").read_text() == "0-7"
+    assert (root / "cpuset" / "docker" / "c" / "cpuset.cpus").read_text() == "1"

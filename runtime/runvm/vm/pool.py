@@ -176,6 +176,11 @@ def _spawn_detached(argv: list[str], mnt_ns: int | None) -> None:
     pid = os.fork()
     if pid == 0:
         try:
+            # the keeper's interpreter start-up (~14 MiB) must not be charged to the container whose create
+            # started it: v1 leaves a charge where it was made, and keeper.main moves it to runvm-pool only later
+            from runtime.runvm import cgroups
+
+            cgroups.leave()
             if mnt_ns is not None:
                 from runtime.runvm.sys import CLONE_NEWNS, setns
 
