@@ -25,6 +25,7 @@ from harness.outcomes import Outcome
 from harness.runtimes import RuntimeInfo
 from harness.scenario import Scenario
 from harness.setup.images import IMAGE
+from harness.stacks import Endpoint
 
 pytestmark = [pytest.mark.disposable, pytest.mark.skipif(os.geteuid() != 0, reason="needs root and Docker")]
 
@@ -48,6 +49,8 @@ class FaultSession:
     baseline: str = "runc"
     available: dict[str, RuntimeInfo] = field(default_factory=dict)
     registry: Any = None
+    endpoint: Any = None
+    """The daemon as a stack endpoint (the host's kind: the harness reaches it directly)."""
 
     def __post_init__(self) -> None:
         self.lock = RunLock(self.run_id)
@@ -68,6 +71,7 @@ def daemon() -> Iterator[DisposableDaemon]:
 @pytest.fixture
 def runner(daemon: DisposableDaemon) -> Iterator[tuple[CellRunner, FaultSession]]:
     s = FaultSession(daemon.client, Path(daemon.record.exec_root))
+    s.endpoint = Endpoint("disposable", daemon.host, Path(daemon.record.exec_root), daemon.record.pid, "host")
     yield CellRunner(s), s  # type: ignore[arg-type]
     s.lock.release()
 
