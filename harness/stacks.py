@@ -1,17 +1,19 @@
 """Bringing a Docker stack up and reaching it: the host's own dockerd, or a stack's dockerd in a container on the
 host daemon (stacks/*.yaml says which).
 
-A container stack shares the host's network and pid namespaces (its own bridge, no iptables, as the suite's
-disposable daemons), so the host sees its containers' processes, cgroups, links and ports as it sees the host
-daemon's, and every host-side oracle reads the same places. Its exec-root and data-root are host directories
-bound at the same paths with shared propagation: the bundles, root filesystems and netns files its containerd
-makes are visible on the host, where a runtime that comes from the host (not from the stack's packages) runs.
-Such a runtime is registered through a wrapper that enters the host's mount namespace first."""
+A container stack shares the host's network and pid namespaces (its own bridge, no iptables of its own, as the
+suite's disposable daemons; one host FORWARD rule lets its bridged frames through), so the host sees its
+containers' processes, cgroups, links and ports as it sees the host daemon's, and every host-side oracle reads
+the same places. Its exec-root and data-root are host directories bound at the same paths with shared
+propagation: the bundles, root filesystems and netns files its containerd makes are visible on the host, where a
+runtime that comes from the host (not from the stack's packages) runs. Such a runtime is registered through a
+wrapper that enters the host's mount namespace first."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -205,6 +207,45 @@ def _bridge_subnet(name: str) -> str | None:
     return None
 
 
+def _pool(subnet: str) -> str:
+    return ".".join(subnet.split(".")[:2]) + ".0.0/16"
+
+
+def _forward_chain() -> str:
+    listed = subprocess.run(["iptables", "-S", "DOCKER-USER"], capture_output=True, text=True)
+    return "DOCKER-USER" if listed.returncode == 0 else "FORWARD"
+
+
+def _bridged_rule(stack: StackData, pool: str) -> list[str]:
+    return ["-s", pool, "-d", pool, "-m", "physdev", "--physdev-is-bridged",
+            "-m", "comment", "--comment", f"vmparity stack {stack.name}", "-j", "ACCEPT"]
+
+
+def _allow_bridged(stack: StackData, pool: str) -> None:
+    """Frames between two containers on one of the stack's bridges pass the host's FORWARD chain.
+
+    With br_netfilter loaded (the host daemon loads it), bridged frames traverse the host's FORWARD chain, whose
+    policy the host daemon sets to DROP and whose ACCEPT rules name only the host daemon's bridges; a stack
+    daemon without iptables adds none for its own, so every container-to-container packet on its networks was
+    dropped. One rule for the stack's address pool, bridged frames only: routed traffic between two of its
+    networks stays as isolated as Docker keeps it."""
+    chain, rule = _forward_chain(), _bridged_rule(stack, pool)
+    if subprocess.run(["iptables", "-C", chain, *rule], capture_output=True).returncode != 0:
+        subprocess.run(["iptables", "-I", chain, "1", *rule], check=True, capture_output=True)
+
+
+def _drop_bridged_rules(stack: StackData) -> list[str]:
+    chain, tag = _forward_chain(), f'"vmparity stack {stack.name}"'
+    listed = subprocess.run(["iptables", "-S", chain], capture_output=True, text=True).stdout.splitlines()
+    gone = []
+    for line in listed:
+        if tag in line and line.startswith(f"-A {chain} "):
+            rule = shlex.split(line)[2:]
+            subprocess.run(["iptables", "-D", chain, *rule], capture_output=True)
+            gone.append(f"iptables {chain} {' '.join(rule[:4])}")
+    return gone
+
+
 def _free_octet() -> int:
     with IPRoute() as ipr:
         used = {r.get_attr("RTA_DST") for r in ipr.get_routes(table=254)}
@@ -252,6 +293,9 @@ def up(stack: StackData, *, log: Any = print, timeout: float = 90) -> Endpoint:
     if running is None:
         _start(host, stack, tag)
     pid = host.containers.get(container_name(stack)).attrs["State"]["Pid"]
+    subnet = _bridge_subnet(bridge(stack))
+    if subnet is not None:
+        _allow_bridged(stack, _pool(subnet))
     _wire_host_runtimes(stack, int(pid))
     try:
         wait_for(lambda: _ping(stack), f"the {stack.name} stack's dockerd answering on {_socket(stack)}", timeout,
@@ -276,7 +320,7 @@ def _start(host: docker.DockerClient, stack: StackData, tag: str) -> None:
         _shared_bind(d)
     subnet = _bridge_subnet(bridge(stack)) or f"10.{_free_octet()}.0.1/24"
     _create_bridge(bridge(stack), subnet)
-    pool = ".".join(subnet.split(".")[:2]) + ".0.0/16"
+    pool = _pool(subnet)
     config = {"runtimes": _runtime_entries(stack, ex / "bin"), "experimental": True}
     (ex / "daemon.json").write_text(json.dumps(config, indent=1))
     argv = ["dockerd", "--config-file", str(ex / "daemon.json"), "--data-root", str(data), "--exec-root", str(ex),
@@ -360,6 +404,7 @@ def down(stack: StackData) -> list[str]:
         for idx in ipr.link_lookup(ifname=bridge(stack)):
             ipr.link("del", index=idx)
             done.append(f"bridge {bridge(stack)}")
+    done += _drop_bridged_rules(stack)
     for d in (exec_root(stack), data_root(stack)):
         done += [f"mount {p}" for p in procs.unmount_under(str(d))]
     shutil.rmtree(exec_root(stack), ignore_errors=True)

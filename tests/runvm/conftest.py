@@ -280,6 +280,18 @@ def dk(docker_client: Any) -> Iterator[Any]:
     _remove_labelled(docker_client)
 
 
+@pytest.fixture(scope="session")
+def current_dk() -> Iterator[Any]:
+    """The current stack's daemon (Docker 28, containerd 2), which scripts/setup-host starts, cleaned as dk."""
+    from harness import stack_data, stacks
+
+    client = stacks.endpoint(stack_data.get("current")).client()
+    _remove_labelled(client)
+    yield client
+    _remove_labelled(client)
+    client.close()
+
+
 def docker_cli(*args: str, input: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(["docker", *args], input=input, capture_output=True, timeout=timeout,
                           stdin=None if input is not None else subprocess.DEVNULL)

@@ -5,6 +5,7 @@ published port reached from the host's loopback."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import secrets
 import socket
 import time
@@ -74,6 +75,41 @@ def test_published_port_is_reachable_from_host_loopback(dk: Any) -> None:
         assert body == b"hello-published\n", last_error
     finally:
         server.remove(force=True)
+
+
+def test_a_network_set_up_after_create_is_there_when_the_process_starts(current_dk: Any) -> None:
+    """Docker 26 and later configure the container's netns after `create` (no prestart hook): runvm joins the
+    veth to the VM's own NIC and starts the embedded DNS relay before the process runs, so the first command
+    already has Docker's address and resolves a peer's name, on one NIC (no hot-plugged second one)."""
+    tag = secrets.token_hex(3)
+    net = current_dk.networks.create(f"rvt-late-{tag}", driver="bridge", internal=True, labels=LABEL)
+    try:
+        peer = current_dk.containers.run(IMAGE, ["sleep", "120"], detach=True, labels=LABEL,
+                                         name=f"rvt-peer-{tag}", network=net.name)
+        peer.reload()
+        peer_ip = peer.attrs["NetworkSettings"]["Networks"][net.name]["IPAddress"]
+        probe = current_dk.containers.create(
+            IMAGE, ["sh", "-c", "ip -o -4 addr show; nslookup " + peer.name + " 2>&1"], runtime="runvm",
+            labels=LABEL, network=net.name)
+        probe.start()
+        assert probe.wait(timeout=120)["StatusCode"] == 0
+        out = probe.logs().decode()
+        net.reload()
+        subnet = ipaddress.ip_network(net.attrs["IPAM"]["Config"][0]["Subnet"])
+        inet = [line.split()[1:4] for line in out.splitlines() if " inet " in line and " lo " not in line]
+        assert [nic for nic, _, _ in inet] == ["eth0"], out
+        assert ipaddress.ip_interface(inet[0][2]).ip in subnet, out
+        assert f"Address: {peer_ip}" in out or f"Address 1: {peer_ip}" in out, out
+    finally:
+        _cleanup(current_dk, net)
+
+
+def _cleanup(client: Any, net: Any) -> None:
+    for c in client.containers.list(all=True, filters={"network": net.name}):
+        with contextlib.suppress(Exception):
+            c.remove(force=True)
+    with contextlib.suppress(Exception):
+        net.remove()
 
 
 def _has_address_in(container: Any, subnet_prefix: str) -> bool:

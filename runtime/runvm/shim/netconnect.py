@@ -25,13 +25,26 @@ def nic_of(veth: dict[str, Any], guest_mac: str) -> dict[str, Any]:
             "addresses": veth["addresses"], "routes": veth["routes"]}
 
 
-async def reconcile(client: Any, nics: dict[str, dict[str, Any]], next_nic: int) -> dict[str, Any]:
-    """Returns the NICs after the change, and the agent's work: configure (net_add) and take down (net_remove)."""
+async def reconcile(client: Any, nics: dict[str, dict[str, Any]], next_nic: int,
+                    first_tap: str | None = None) -> dict[str, Any]:
+    """Returns the NICs after the change, and the agent's work: configure (net_add) and take down (net_remove).
+
+    first_tap: the container has not started and its VM's own NIC (behind this tap) has no veth yet, as under
+    Docker 26 and later, which configure the netns after create rather than in a hook: the first veth is
+    joined to that NIC (as the set-up does when the veth is there at create), not hot-plugged beside it."""
     from runtime.runvm.net import plumb
 
     # pyroute2's synchronous API runs its own event loop: in a thread, beside ours (this is a helper process)
     found = {v["name"]: v for v in (await asyncio.to_thread(plumb.list_veths))["veths"]}
     configure, take_down = [], []
+    if first_tap and found and not any(n.get("device") == "nic0" for n in nics.values()):
+        from runtime.runvm.shim.stages import network
+
+        first = next(iter(sorted(found.values(), key=lambda v: v["name"])))
+        await asyncio.to_thread(plumb.wire, first_tap, first)
+        net = network.from_veth(first, network.netns_sysctls())
+        nics.update(net.nics)
+        configure += net.guest_nics
     for name in [n for n in nics if n not in found]:
         nic = nics.pop(name)
         take_down.append(nic["guest_mac"])
@@ -85,7 +98,7 @@ async def _main(req: dict[str, Any]) -> dict[str, Any]:
 
     client = await qmp.connect(Path(req["qmp_sock"]), timeout=30, name="runvm-netconnect")
     try:
-        return await reconcile(client, req["nics"], int(req["next_nic"]))
+        return await reconcile(client, req["nics"], int(req["next_nic"]), req.get("first_tap"))
     finally:
         with contextlib.suppress(Exception):
             await client.disconnect()

@@ -99,6 +99,11 @@ class VmShim:
         self.helper_queue: list[Callable[[], None]] = []
         self.helper_busy = False
         self.net_timer: int | None = None
+        self.net_adds = 0
+        """net_add requests the agent has not answered yet; start waits for them (net_idle)."""
+        self.net_idle: list[Callable[[], None]] = []
+        self.late_network = self.own_netns and not h.restored and not h.nics
+        """No veth at create (Docker 26+ configures the netns after create): start wires it first."""
         self.oom_relay: list[Callable[[], None]] | None = None
         self.resources: dict[str, Any] = h.resources or {}
         """The spec's resources as updated since: what the host's cgroup limits derive from (limits.py)."""
@@ -357,7 +362,36 @@ class VmShim:
             respond({})
 
         log.trace("start req")
-        self._ask({"op": "start"}, started, respond)
+        if not self.late_network:
+            self._ask({"op": "start"}, started, respond)
+            return
+        self.late_network = False
+        self._reconcile_network(lambda: self._late_dns(lambda: self._ask({"op": "start"}, started, respond)),
+                                first=True)
+
+    def _late_dns(self, then: Callable[[], None]) -> None:
+        """The embedded DNS server that create could not see yet (handover.resolv_name)."""
+        fd, name = self.h.fds.get("resolv_dir"), self.h.resolv_name
+        if self.dns_server or fd is None or not name:
+            then()
+            return
+        from runtime.runvm.net import resolv
+
+        try:
+            with open(os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=fd)) as f:
+                self.dns_server = resolv.nameserver_on_loopback(f.read())
+        except OSError as e:
+            log.warning(f"resolv.conf not read at start: {e}")
+        if not self.dns_server:
+            then()
+            return
+
+        def relayed(reply: dict[str, Any]) -> None:
+            if not reply.get("ok"):
+                log.warning(f"embedded DNS relay not started: {reply.get('error')}")
+            then()
+
+        self.conn.request({"op": "dns_relay", "address": self.dns_server}, relayed, timeout=30)
 
     def op_kill(self, req: dict[str, Any], client: Conn, respond: Respond) -> None:
         if self.status == STOPPED:
@@ -627,20 +661,40 @@ class VmShim:
 
         def reconcile() -> None:
             self.net_timer = None
-            self._helper("runtime.runvm.shim.netconnect", {"nics": self.nics, "next_nic": self.next_nic}, applied)
+            self._reconcile_network(lambda: None, first=self.late_network)
+
+        self.loop.add_reader(sock.fileno(), readable)
+
+    def _reconcile_network(self, then: Callable[[], None], first: bool = False) -> None:
+        """One plumbing pass (helpers run one at a time); then() once the agent has configured every NIC it
+        was asked to, this pass's and any earlier one's. first: the VM's own NIC may take the first veth."""
+        from runtime.runvm.shim.constants import TAP
 
         def applied(reply: dict[str, Any]) -> None:
             if not reply.get("ok"):
                 log.warning(f"network change not applied: {reply.get('error')}")
-                return
-            self.nics, self.next_nic = reply["nics"], reply["next_nic"]
-            for mac in reply.get("take_down") or []:
-                self.conn.request({"op": "net_remove", "mac": mac}, lambda _r: None)
-            for nic in reply.get("configure") or []:
-                self.conn.request({"op": "net_add", "nic": nic}, _net_added, timeout=30)
+            else:
+                self.nics, self.next_nic = reply["nics"], reply["next_nic"]
+                for mac in reply.get("take_down") or []:
+                    self.conn.request({"op": "net_remove", "mac": mac}, lambda _r: None)
+                for nic in reply.get("configure") or []:
+                    self.net_adds += 1
+                    self.conn.request({"op": "net_add", "nic": nic}, net_added, timeout=30)
+            if self.net_adds:
+                self.net_idle.append(then)
+            else:
+                then()
 
-        def _net_added(reply: dict[str, Any]) -> None:
+        def net_added(reply: dict[str, Any]) -> None:
             if not reply.get("ok"):
                 log.warning(f"guest NIC not configured: {reply.get('error')}")
+            self.net_adds -= 1
+            if not self.net_adds:
+                waiting, self.net_idle = self.net_idle, []
+                for w in waiting:
+                    w()
 
-        self.loop.add_reader(sock.fileno(), readable)
+        body: dict[str, Any] = {"nics": self.nics, "next_nic": self.next_nic}
+        if first:
+            body["first_tap"] = TAP
+        self._helper("runtime.runvm.shim.netconnect", body, applied)

@@ -39,7 +39,8 @@ class Handover:
     root: str
     tty: bool
     fds: dict[str, int]
-    """agent, server (the control socket) and, with -t, tty: inheritable across the exec."""
+    """agent, server (the control socket), with -t tty, and resolv_dir (see resolv_name): inheritable across
+    the exec."""
     qemu_pid: int
     qmp_sock: str
     share_dir: str
@@ -60,6 +61,8 @@ class Handover:
     """What the set-up had read from the agent's channel but not consumed."""
     early: list[tuple[int, int, bytes]]
     """Agent frames that arrived before start, for the resident to handle."""
+    resolv_name: str | None
+    """Set when create found no embedded DNS server: resolv.conf's name in fds["resolv_dir"], read at start."""
 
 
 def to_json(h: Handover) -> dict[str, Any]:

@@ -34,6 +34,18 @@ class Namespaces:
         finally:
             setns(self.vm_mnt, CLONE_NEWNS)
 
+    def open_daemon_dir(self, path: str) -> int:
+        """An O_PATH fd of a directory as the container's daemon sees it: later reads of the files in it (which
+        the daemon may still rewrite) work from any mount namespace."""
+        flags = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+        if self.vm_mnt < 0:
+            return os.open(path, flags)
+        setns(self.orig_mnt, CLONE_NEWNS)
+        try:
+            return os.open(path, flags)
+        finally:
+            setns(self.vm_mnt, CLONE_NEWNS)
+
     def in_host_namespaces(self) -> None:
         """preexec for hooks: they run where runc would run them, not in our netns or mount namespace."""
         setns(self.orig_mnt, 0)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.runvm.errors import RunvmError
+from runtime.runvm.net import resolv
 from runtime.runvm.shim import forked
 from runtime.runvm.shim.constants import TAP
 from runtime.runvm.sys import CLONE_NEWNET, setns
@@ -76,22 +77,13 @@ async def rewire(net: Network) -> None:
 def embedded_dns(mounts: list[dict[str, Any]], read: Callable[[str], str]) -> str | None:
     """Docker's embedded DNS address when the container's resolv.conf points at it (user networks); read(path)
     reads the file as the daemon sees it."""
-    for m in mounts:
-        if m.get("destination") == "/etc/resolv.conf":
-            try:
-                text = read(m.get("source", ""))
-            except OSError:
-                return None
-            return nameserver_on_loopback(text)
-    return None
-
-
-def nameserver_on_loopback(text: str) -> str | None:
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] == "nameserver" and parts[1].startswith("127."):
-            return parts[1]
-    return None
+    source = resolv.source_of(mounts)
+    if source is None:
+        return None
+    try:
+        return resolv.nameserver_on_loopback(read(source))
+    except OSError:
+        return None
 
 
 def netns_sysctls() -> dict[str, str]:
