@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +52,14 @@ class Registry:
                or (expect.get(f"{like}@{stack}") if like and stack else None) or (expect.get(like) if like else None))
         if exp is None:
             return None
-        return Expectation(Outcome(exp["outcome"]), exp["reason"], exp.get("link"),
-                           tuple(Outcome(o) for o in exp.get("tolerate") or ()),
-                           Documented(exp["documented"]) if exp.get("documented") else None)
+        found = Expectation(Outcome(exp["outcome"]), exp["reason"], exp.get("link"),
+                            tuple(Outcome(o) for o in exp.get("tolerate") or ()),
+                            Documented(exp["documented"]) if exp.get("documented") else None)
+        column = (self.raw.get("columns") or {}).get(runtime) if stack else None
+        if column is None:
+            return found
+        return replace(found, reason=f"{found.reason}; on this stack: {column['reason']}",
+                       tolerate=found.tolerate + tuple(Outcome(o) for o in column["tolerate"]))
 
     def unavailable_when(self, scenario_id: str) -> tuple[str, ...]:
         """The ids of the host deficits (harness/hostlacks.py) that may make runc's baseline unavailable."""

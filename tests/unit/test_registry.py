@@ -83,3 +83,18 @@ def test_duplicate_ids_are_refused(tmp_path: Path) -> None:
     bad.write_text(yaml.safe_dump(raw))
     with pytest.raises(schema.SchemaError, match="duplicate"):
         registry.load(bad)
+
+
+def test_a_column_note_tolerates_its_outcomes_on_that_stack_only() -> None:
+    from harness.outcomes import Outcome, Verdict
+
+    raw = dict(registry.load().raw)
+    raw["columns"] = {"runvm@current": {"tolerate": ["refused"], "reason": "this build crashes"}}
+    schema.validate("registry", raw)
+    reg = registry.Registry(raw)
+    sid = next(iter(reg.scenarios))
+    there, here = reg.expectation(sid, "runvm@current"), reg.expectation(sid, "runvm")
+    assert there is not None and here is not None
+    assert there.judge(Outcome.REFUSED) is Verdict.EXPECTED and there.reason.endswith("this build crashes")
+    assert Outcome.REFUSED not in here.tolerate and "this build" not in here.reason
+    assert reg.expectation(sid, "runvm@debian12") == here
