@@ -97,7 +97,8 @@ def _handover(**over: Any) -> handover.Handover:
         "qemu_pid": 9, "qmp_sock": "/k/qmp.sock", "share_dir": "/s/share", "own_netns": True, "nics": {},
         "dns_server": None, "max_vcpus": 2, "cpuset_pinned": False, "boot": {"boot": "cold"}, "restored": False,
         "cgroup_path": "/runvm/c1", "resources": {}, "vm": {}, "log": {"path": None, "format": "text"},
-        "sys_path": ["/repo"], "unread": b"\x00\x01", "early": [(2, 3, b"\xff")], "resolv_name": None}
+        "sys_path": ["/repo"], "unread": b"\x00\x01", "early": [(2, 3, b"\xff")], "resolv_name": None,
+        "late_network": False}
     return handover.Handover(**{**fields, **over})
 
 

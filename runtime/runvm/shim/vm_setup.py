@@ -98,6 +98,8 @@ class SetUp:
     made: container.Container
     io: stdio.Stdio
     plugged: resources.Plugged
+    hooked: bool
+    """The spec had prestart/createRuntime hooks (Docker's network set-up before 26 is one)."""
 
 
 class VmSetup:
@@ -189,7 +191,7 @@ class VmSetup:
             req.id, req.bundle, req.rootfs, self.spec.get("annotations") or {}, req.restore_images is not None,
             vm.info, vm.pid, made.init_guest_pid, cgroup_path, str(taken.slot) if taken else None))
         record.refill_pool(req.pool, vm.info, self.plan.pool_key, req.tb_mib, ns.orig_mnt)
-        return SetUp(share_dir, cgroup_path, made, io, plugged)
+        return SetUp(share_dir, cgroup_path, made, io, plugged, bool(hook_list))
 
     async def run(self) -> Handover:
         try:
@@ -228,7 +230,9 @@ class VmSetup:
                          plugged_mib=plugged.plugged_mib,
                          vcpu_threads=self.max_vcpus if vm.info.get("accel") == "kvm" else 1),
             log={"path": log.path(), "format": log.fmt()}, sys_path=[REPO, *sys.path], unread=unread,
-            early=list(self.early_frames), resolv_name=resolv_name)
+            early=list(self.early_frames), resolv_name=resolv_name,
+            late_network=bool(self.ns and self.ns.own_netns) and not made.net.nics and not done.hooked
+            and self.req.restore_images is None)
         self._ready("ok")
         return h
 

@@ -102,7 +102,7 @@ class VmShim:
         self.net_adds = 0
         """net_add requests the agent has not answered yet; start waits for them (net_idle)."""
         self.net_idle: list[Callable[[], None]] = []
-        self.late_network = self.own_netns and not h.restored and not h.nics
+        self.late_network = bool(h.late_network)
         """No veth at create (Docker 26+ configures the netns after create): start wires it first."""
         self.oom_relay: list[Callable[[], None]] | None = None
         self.resources: dict[str, Any] = h.resources or {}

@@ -61,6 +61,9 @@ class Handover:
     """What the set-up had read from the agent's channel but not consumed."""
     early: list[tuple[int, int, bytes]]
     """Agent frames that arrived before start, for the resident to handle."""
+    late_network: bool
+    """No veth at create and no hook that could have made one: Docker 26+ configures the netns after create,
+    so start joins the first veth first (Docker 20.10's libnetwork-setkey hook ran at create)."""
     resolv_name: str | None
     """Set when create found no embedded DNS server: resolv.conf's name in fds["resolv_dir"], read at start."""
 
