@@ -5,6 +5,7 @@ bringing it up again leaves the host daemon's docker0 alone."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import psutil
@@ -54,6 +55,24 @@ def test_each_runtime_runs_a_container_on_the_stack(endpoint: stacks.Endpoint, r
         assert "/vmparity-stack-current/" in text, text
 
 
+def test_two_containers_on_a_stack_network_reach_each_other(endpoint: stacks.Endpoint) -> None:
+    """The host's FORWARD chain (policy DROP, br_netfilter) would drop the stack's bridged frames: the stack's
+    DOCKER-USER rule lets them through, and the peer answers by name on an internal network."""
+    client = endpoint.client(timeout=120)
+    run_label = {labels.RUN: labels.new_run_id()}
+    net = client.networks.create(f"vmp-stack-peers-{run_label[labels.RUN]}", internal=True, labels=run_label)
+    try:
+        server = client.containers.run(f"{IMAGE}:latest", ["nc", "-ll", "-p", "8080", "-e", "echo", "peer-ok"],
+                                       detach=True, network=net.name, labels=run_label)
+        out = client.containers.run(f"{IMAGE}:latest", ["sh", "-c", f"nc -w 5 {server.name} 8080 </dev/null"],
+                                    network=net.name, remove=True, labels=run_label)
+        assert out.decode().strip() == "peer-ok"
+    finally:
+        for c in client.containers.list(all=True, filters={"network": net.name}):
+            c.remove(force=True)
+        net.remove()
+
+
 def test_a_disposable_daemon_of_the_stack_is_the_stacks_dockerd(endpoint: stacks.Endpoint) -> None:
     d = DisposableDaemon(labels.new_run_id(), stack=endpoint)
     d.start()
@@ -79,6 +98,8 @@ def test_down_leaves_nothing_and_up_comes_back(endpoint: stacks.Endpoint) -> Non
     assert procs.mounts_under(str(stacks.data_root(CURRENT))) == []
     with IPRoute() as ipr:
         assert not ipr.link_lookup(ifname=stacks.bridge(CURRENT))
+    rules = subprocess.run(["iptables", "-S"], capture_output=True, text=True, check=True).stdout
+    assert f"vmparity stack {CURRENT.name}" not in rules
     assert anchor is None or not psutil.pid_exists(anchor)
     assert not stacks.exec_root(CURRENT).exists()
     with IPRoute() as ipr:
