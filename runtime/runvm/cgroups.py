@@ -255,12 +255,10 @@ def read(path: str, name: str, controller: str) -> str:
 def remove(path: str, wait_s: float = 5.0) -> None:
     """After the container's processes are gone (runc removes it on delete too). A killed QEMU takes a moment
     to leave its cgroup: rmdir is retried until the cgroups are empty."""
-    import time
+    from runtime.runvm import wait
 
     dirs = [d for _k, d in _dirs(path)]
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline and any(_read(os.path.join(d, "cgroup.procs")).strip() for d in dirs):
-        time.sleep(0.02)
+    wait.poll(lambda: not any(_read(os.path.join(d, "cgroup.procs")).strip() for d in dirs), wait_s, 0.02)
     for d in dirs:
         subs = [os.path.join(root, s) for root, subdirs, _f in os.walk(d) for s in subdirs]
         for sub in sorted(subs, key=lambda p: p.count("/"), reverse=True):
