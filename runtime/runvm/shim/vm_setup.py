@@ -22,7 +22,6 @@ from typing import Any
 
 from runtime.runvm import cgroups, hooks, limits, log
 from runtime.runvm.errors import RunvmError
-from runtime.runvm.net import resolv
 from runtime.runvm.net import tap as tapmod
 from runtime.runvm.shim.constants import TAP
 from runtime.runvm.shim.quiet import quiet_python_streams
@@ -218,7 +217,9 @@ class VmSetup:
         fds = {"agent": inheritable(agent_sock.fileno()), "server": inheritable(server.fileno())}
         if io.tty_slave is not None:
             fds["tty"] = inheritable(io.tty_slave)
-        resolv_name = self._late_resolv_conf(made, fds)
+        resolv_name = None
+        if self.ns is not None and self.ns.own_netns and not made.dns_server and self.req.restore_images is None:
+            resolv_name = network.late_resolv_conf(self.ns, self.spec, fds)
         assert vm.qmp_sock is not None
         h = Handover(
             id=self.req.id, state_dir=str(self.d), sock_dir=str(self.s), root=str(self.req.store.root),
@@ -235,25 +236,6 @@ class VmSetup:
             and self.req.restore_images is None)
         self._ready("ok")
         return h
-
-
-    def _late_resolv_conf(self, made: container.Container, fds: dict[str, int]) -> str | None:
-        """Docker 26 and later configure the network (resolv.conf's embedded server with it) after create, not
-        in a hook: when create found no embedded server, the resident looks again at start, through an fd of
-        the file's directory (fds["resolv_dir"]); returns the file's name there."""
-        ns = self.ns
-        if ns is None or not ns.own_netns or made.dns_server or self.req.restore_images is not None:
-            return None
-        source = resolv.source_of(self.spec.get("mounts") or [])
-        if source is None:
-            return None
-        try:
-            fd = ns.open_daemon_dir(os.path.dirname(source))
-        except OSError:
-            return None
-        fds["resolv_dir"] = inheritable(fd)
-        os.close(fd)
-        return os.path.basename(source)
 
 
 def network_plumb(own_netns: bool, vm: boot.Vm, hooks_task: asyncio.Task[None]) -> Coroutine[Any, Any, Network]:

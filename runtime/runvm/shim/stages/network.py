@@ -9,7 +9,7 @@ import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.runvm.errors import RunvmError
 from runtime.runvm.net import resolv
@@ -17,6 +17,9 @@ from runtime.runvm.shim import forked
 from runtime.runvm.shim.constants import TAP
 from runtime.runvm.sys import CLONE_NEWNET, setns
 from runtime.runvm.vm import qemu
+
+if TYPE_CHECKING:
+    from runtime.runvm.shim.stages.namespaces import Namespaces
 
 NETNS_SYSCTLS = ("net/ipv6/conf/all/disable_ipv6", "net/ipv6/conf/default/disable_ipv6")
 """What Docker's network set-up writes in the netns itself (not in the spec): the guest, whose network stack
@@ -84,6 +87,24 @@ def embedded_dns(mounts: list[dict[str, Any]], read: Callable[[str], str]) -> st
         return resolv.nameserver_on_loopback(read(source))
     except OSError:
         return None
+
+
+def late_resolv_conf(ns: Namespaces, spec: dict[str, Any], fds: dict[str, int]) -> str | None:
+    """Docker 26 and later configure the network (resolv.conf's embedded server with it) after create, not in
+    a hook: when create found no embedded server, the resident looks again at start, through an fd of the
+    file's directory (fds["resolv_dir"]); returns the file's name there."""
+    from runtime.runvm.shim.stages.handover import inheritable
+
+    source = resolv.source_of(spec.get("mounts") or [])
+    if source is None:
+        return None
+    try:
+        fd = ns.open_daemon_dir(os.path.dirname(source))
+    except OSError:
+        return None
+    fds["resolv_dir"] = inheritable(fd)
+    os.close(fd)
+    return os.path.basename(source)
 
 
 def netns_sysctls() -> dict[str, str]:
