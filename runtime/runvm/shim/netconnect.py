@@ -40,7 +40,7 @@ async def reconcile(client: Any, nics: dict[str, dict[str, Any]], next_nic: int,
     if first_tap and found and not any(n.get("device") == "nic0" for n in nics.values()):
         from runtime.runvm.shim.stages import network
 
-        first = next(iter(sorted(found.values(), key=lambda v: v["name"])))
+        first = min(found.values(), key=lambda v: v["name"])
         await asyncio.to_thread(plumb.wire, first_tap, first)
         net = network.from_veth(first, network.netns_sysctls())
         nics.update(net.nics)

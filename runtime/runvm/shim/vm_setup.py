@@ -217,9 +217,13 @@ class VmSetup:
         fds = {"agent": inheritable(agent_sock.fileno()), "server": inheritable(server.fileno())}
         if io.tty_slave is not None:
             fds["tty"] = inheritable(io.tty_slave)
+        # no veth at create and no hook that could have made one: Docker 26+ sets the netns up after create
+        ns = self.ns
+        late = (ns is not None and ns.own_netns and not made.net.nics and not done.hooked
+                and self.req.restore_images is None)
         resolv_name = None
-        if self.ns is not None and self.ns.own_netns and not made.dns_server and self.req.restore_images is None:
-            resolv_name = network.late_resolv_conf(self.ns, self.spec, fds)
+        if ns is not None and late and not made.dns_server:
+            resolv_name = network.late_resolv_conf(ns, self.spec, fds)
         assert vm.qmp_sock is not None
         h = Handover(
             id=self.req.id, state_dir=str(self.d), sock_dir=str(self.s), root=str(self.req.store.root),
@@ -231,9 +235,7 @@ class VmSetup:
                          plugged_mib=plugged.plugged_mib,
                          vcpu_threads=self.max_vcpus if vm.info.get("accel") == "kvm" else 1),
             log={"path": log.path(), "format": log.fmt()}, sys_path=[REPO, *sys.path], unread=unread,
-            early=list(self.early_frames), resolv_name=resolv_name,
-            late_network=bool(self.ns and self.ns.own_netns) and not made.net.nics and not done.hooked
-            and self.req.restore_images is None)
+            early=list(self.early_frames), resolv_name=resolv_name, late_network=late)
         self._ready("ok")
         return h
 

@@ -65,7 +65,8 @@ class Handover:
     """No veth at create and no hook that could have made one: Docker 26+ configures the netns after create,
     so start joins the first veth first (Docker 20.10's libnetwork-setkey hook ran at create)."""
     resolv_name: str | None
-    """Set when create found no embedded DNS server: resolv.conf's name in fds["resolv_dir"], read at start."""
+    """With late_network, when create found no embedded DNS server: resolv.conf's name in fds["resolv_dir"],
+    read at start."""
 
 
 def to_json(h: Handover) -> dict[str, Any]:
