@@ -168,12 +168,13 @@ def pytest_args(args: argparse.Namespace, run_dir: Path, extra: Sequence[str]) -
 
 
 def _stacks_to_run(requested: list[str]) -> list[str | None]:
-    """The stacks a run observes: none named is the host's own dockerd; `all` is every stack in stacks/."""
+    """The stacks a run observes: none named is the host's own dockerd; `all` is every stack in stacks/ this
+    machine reaches itself (another machine's stack runs there: `vmparity remote`)."""
     from harness import stack_data
 
     if not requested:
         return [None]
-    names = list(stack_data.load()) if "all" in requested else list(dict.fromkeys(requested))
+    names = stack_data.local_stacks() if "all" in requested else list(dict.fromkeys(requested))
     for n in names:
         stack_data.get(n)  # an unknown name is an error naming the known ones
     return list(names)
@@ -244,11 +245,34 @@ def _run_one(args: argparse.Namespace, extra: Sequence[str]) -> int:
     return code
 
 
+# ------------------------------------------------------------------------------------------------- remote
+def cmd_remote(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    """A kind-vm stack: boot its machine, run the suite there into RUN_DIR, then check what came back."""
+    from harness import stack_data
+    from harness.vmhost import machine, shard
+
+    stack = stack_data.get(args.stack)
+    if stack.kind != stack_data.VM:
+        raise SystemExit(f"vmparity remote: stack {stack.name} is kind {stack.kind}, reached from here: "
+                         f"`vmparity run --stack {stack.name}`")
+    run_dir = (args.run_dir or paths.RUNS / f"{stack.name}-{labels.new_run_id()}").resolve()
+    done = machine.run(stack, run_dir, list(extra), timeout=args.timeout, log=_say)
+    _say(f"vmparity remote: the machine ran {done.wall_s:.0f} s; the suite there ended with status {done.status}"
+         + (f" ({done.note})" if done.note else ""))
+    if not (run_dir / "results.json").exists():
+        _say(f"vmparity remote: no results came back; the last lines of {done.console}:\n"
+             + shard.tail(done.console) + "\n" + shard.tail(run_dir / "inside.log"))
+        return done.status if done.status > 0 else 1
+    shard.annotate(run_dir / "results.json", stack, done)
+    _render_run(args, run_dir)
+    return done.status if done.status >= 0 else 1
+
+
 # ------------------------------------------------------------------------------------------------- parser
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vmparity", description="Docker feature parity of OCI runtimes, by "
                                 "observation: run the suite, render, compare, gate and merge results.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{run,render,diff,gate,merge,reference}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,remote,render,diff,gate,merge,reference}")
 
     r = sub.add_parser("run", help="run the scenario suite (pytest) and render the run's reports",
                        description="Runs the scenarios under the baseline and each runtime, writes "
@@ -304,6 +328,17 @@ def parser() -> argparse.ArgumentParser:
                    help="which cell wins when runs disagree: the worse (hosts, shards; default) or the one from "
                    "the run started last (re-runs)")
 
+    rm = sub.add_parser("remote", help="run the suite on a stack that is a machine of its own (stacks/*.yaml, "
+                        "kind vm) and bring its run directory back, a shard to merge",
+                        description="Boots the stack's machine, runs `vmparity run` there on its own dockerd and "
+                        "writes RUN_DIR as a run on this machine would. Arguments after `--` go to that "
+                        "`vmparity run` (scenario paths, --runtime, ...).")
+    rm.add_argument("stack")
+    rm.add_argument("--run-dir", type=Path, default=None, help="default: reports/runs/<stack>-<new run id>")
+    rm.add_argument("--timeout", type=float, default=7200, help="seconds before the machine is stopped")
+    rm.add_argument("--registry", type=Path, default=paths.REGISTRY)
+    rm.add_argument("--no-render", action="store_true", help="only results.json")
+
     ref = sub.add_parser("reference", help="copy a run's results.json to reports/reference/results.json")
     ref.add_argument("run", type=Path, help="a run directory or its results.json")
     ref.add_argument("--allow-unclean", action="store_true",
@@ -319,11 +354,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1:]
     args = parser().parse_args(argv)
-    if extra and args.command != "run":
-        parser().error("arguments after `--` are only for `vmparity run`")
+    if extra and args.command not in ("run", "remote"):
+        parser().error("arguments after `--` are only for `vmparity run` and `vmparity remote`")
     try:
         if args.command == "run":
             return cmd_run(args, extra)
+        if args.command == "remote":
+            return cmd_remote(args, extra)
         handlers = {"render": cmd_render, "gate": cmd_gate, "diff": cmd_diff, "merge": cmd_merge,
                     "reference": cmd_reference}
         return handlers[args.command](args)

@@ -96,14 +96,17 @@ def merge(docs: Sequence[dict[str, Any]], run_id: str | None = None, prefer: str
     if not docs:
         raise MergeError("nothing to merge")
     stacks = {stack_name(d) for d in docs if not d.get("hosts")}
+    # a matrix merged by stack already has a column per runtime and stack: a shard added to it needs its own
+    by_stack = {s for d in docs if d.get("hosts") for s in (d["provenance"].get("stack_order") or [])}
     stack_order: list[str] = []
-    if len(stacks) > 1:
+    if len(stacks | by_stack) > 1:
         if None in stacks:
             raise MergeError("some inputs name the stack they observed and some do not; re-run the older ones")
         from harness import stack_data
 
         known = list(stack_data.load())
-        stack_order = sorted((s for s in stacks if s), key=lambda s: (known.index(s) if s in known else 99, s))
+        stack_order = sorted((s for s in stacks | by_stack if s),
+                             key=lambda s: (known.index(s) if s in known else 99, s))
         docs = [_qualified(d, stack_name(d) or "") if not d.get("hosts") else d for d in docs]
     docs = sorted(docs, key=lambda d: d["run_id"])
     baselines = sorted({d["baseline"] for d in docs})

@@ -16,6 +16,8 @@ RUNTIMES = REPO / "runtimes"
 """One YAML file per runtime the suite can test (harness/runtime_data.py)."""
 STACKS = REPO / "stacks"
 """One YAML file per Docker stack the matrix can be observed on (harness/stack_data.py)."""
+SUITE_SNAPSHOT = REPO / ".vmparity-suite.json"
+"""In a copy of the suite made for another machine (harness/vmhost), the commit and tree state it was copied at."""
 TEMPLATES = REPO / "harness" / "templates"
 SCHEMAS = REPO / "harness" / "schemas"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -74,7 +75,10 @@ def suite_commit() -> dict[str, Any]:
         except OSError:
             return ""
 
-    return {"commit": git("rev-parse", "HEAD") or "uncommitted", "dirty": bool(git("status", "--porcelain"))}
+    commit = git("rev-parse", "HEAD")
+    if not commit and paths.SUITE_SNAPSHOT.exists():  # a copy of the tree on another machine, without git
+        return dict(json.loads(paths.SUITE_SNAPSHOT.read_text()))
+    return {"commit": commit or "uncommitted", "dirty": bool(git("status", "--porcelain"))}
 
 
 def stack_criu(endpoint: Endpoint) -> dict[str, Any]:

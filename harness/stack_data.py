@@ -17,6 +17,9 @@ from harness import paths, schema
 
 HOST = "host"
 CONTAINER = "container"
+VM = "vm"
+THIS_MACHINE = Path("/etc/vmparity/stack")
+"""On a machine made to be one stack's host (a kind-vm stack's disk image), the name of that stack."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,18 @@ class StackData:
     suite: str | None = None
     mirror: str | None = None
     packages: tuple[str, ...] = ()
-    """The Debian packages its root filesystem holds (kind container)."""
+    """The Debian packages its root filesystem holds (kinds container and vm)."""
+    runtimes: tuple[str, ...] = ()
+    """The runtimes registered there; empty: every runtime whose packages it holds."""
+    cpus: int = 0
+    memory_mib: int = 0
+    disk_gib: int = 0
+    """The machine's size (kind vm)."""
+
+    @property
+    def local(self) -> bool:
+        """Is this machine the stack's own host? (Inside a kind-vm stack's machine, its dockerd is the host's.)"""
+        return self.kind == HOST or this_machine() == self.name
 
 
 @cache
@@ -43,10 +57,12 @@ def load(directory: Path = paths.STACKS) -> dict[str, StackData]:
             raise schema.SchemaError(f"{f}: {e}") from None
         if raw["name"] != f.stem:
             raise schema.SchemaError(f"{f}: names stack {raw['name']!r}; the file must be {raw['name']}.yaml")
-        debian = raw.get("debian") or {}
+        debian, vm = raw.get("debian") or {}, raw.get("vm") or {}
         found[raw["name"]] = StackData(
             name=raw["name"], description=raw["description"], kind=raw["kind"], order=raw.get("order", 100),
-            suite=debian.get("suite"), mirror=debian.get("mirror"), packages=tuple(debian.get("packages") or ()))
+            suite=debian.get("suite"), mirror=debian.get("mirror"), packages=tuple(debian.get("packages") or ()),
+            runtimes=tuple(raw.get("runtimes") or ()), cpus=vm.get("cpus", 0), memory_mib=vm.get("memory_mib", 0),
+            disk_gib=vm.get("disk_gib", 0))
     return dict(sorted(found.items(), key=lambda kv: (kv[1].order, kv[0])))
 
 
@@ -57,8 +73,27 @@ def get(name: str) -> StackData:
     return stacks[name]
 
 
+def this_machine() -> str | None:
+    try:
+        return THIS_MACHINE.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def local_stacks() -> list[str]:
+    """What `--stack all` runs here: the stacks whose daemon this machine reaches itself (a kind-vm stack is
+    another machine, run with `vmparity remote`), or, on a stack's own machine, that stack."""
+    mine = this_machine()
+    if mine is not None:
+        return [mine]
+    return [n for n, s in load().items() if s.kind != VM]
+
+
 def host_stack() -> StackData:
     """The stack that is the host's own daemon (the default for a run)."""
+    mine = this_machine()
+    if mine is not None:
+        return get(mine)
     for s in load().values():
         if s.kind == HOST:
             return s

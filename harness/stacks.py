@@ -25,7 +25,7 @@ from pyroute2 import IPRoute
 
 from harness import paths, procs, runtime_data
 from harness.setup import dockerd, images, stack_image
-from harness.stack_data import CONTAINER, StackData
+from harness.stack_data import CONTAINER, VM, StackData
 from harness.waiting import WaitTimedOut, wait_for
 
 LABEL = "vmparity.stack"
@@ -280,8 +280,9 @@ def _ping(stack: StackData) -> bool:
 
 def up(stack: StackData, *, log: Any = print, timeout: float = 90) -> Endpoint:
     """The stack's daemon, started when it is not running. Idempotent."""
-    if stack.kind != CONTAINER:
+    if stack.local:
         return host_endpoint(stack)
+    _not_from_here(stack)
     host = dockerd.client(timeout=300)
     tag, done = stack_image.ensure(host, stack)
     log(f"stack {stack.name}: image {tag} {done}")
@@ -367,12 +368,19 @@ def host_endpoint(stack: StackData) -> Endpoint:
 
 def endpoint(stack: StackData) -> Endpoint:
     """The stack's daemon if it is up, without starting anything (SystemExit naming how to start it)."""
-    if stack.kind != CONTAINER:
+    if stack.local:
         return host_endpoint(stack)
+    _not_from_here(stack)
     if not _ping(stack):
         raise SystemExit(f"vmparity: the {stack.name} stack is not running; `vmparity stack up {stack.name}` "
                          "(or scripts/setup-host) starts it")
     return _container_endpoint(stack)
+
+
+def _not_from_here(stack: StackData) -> None:
+    if stack.kind == VM:
+        raise SystemExit(f"vmparity: the {stack.name} stack is another machine, and the suite observes a host from "
+                         f"inside it: `vmparity remote {stack.name}` runs it there and brings its results back")
 
 
 def components(client: docker.DockerClient) -> dict[str, str]:
@@ -387,7 +395,7 @@ def components(client: docker.DockerClient) -> dict[str, str]:
 
 def down(stack: StackData) -> list[str]:
     """Stop the stack's daemon and remove its container, bridge, mounts, anchor and data."""
-    if stack.kind != CONTAINER:
+    if stack.kind != CONTAINER or stack.local:
         return []
     done = []
     pid = anchor_pid(stack)

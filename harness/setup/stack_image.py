@@ -60,17 +60,22 @@ def installed_versions(root: Path, packages: tuple[str, ...]) -> dict[str, str]:
     return dict(sorted(line.split(" ", 1) for line in out.splitlines() if " " in line))
 
 
-def _build(client: docker.DockerClient, stack: StackData, tag: str) -> dict[str, str]:
-    root = paths.STATE / "stacks" / stack.name / "rootfs.build"
+def debootstrap(stack: StackData, root: Path) -> dict[str, str]:
+    """The stack's packages in a fresh root filesystem at root; returns the versions installed there."""
     shutil.rmtree(root, ignore_errors=True)
     root.parent.mkdir(parents=True, exist_ok=True)
     argv = ["debootstrap", "--variant=minbase", f"--include={','.join(stack.packages)}", str(stack.suite),
             str(root), str(stack.mirror)]
+    with open(BUILD_LOG, "a") as log:
+        if subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
+            raise SystemExit(f"setup: stack {stack.name}: `{' '.join(argv)}` failed; see {BUILD_LOG}")
+    return installed_versions(root, stack.packages)
+
+
+def _build(client: docker.DockerClient, stack: StackData, tag: str) -> dict[str, str]:
+    root = paths.STATE / "stacks" / stack.name / "rootfs.build"
     try:
-        with open(BUILD_LOG, "a") as log:
-            if subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
-                raise SystemExit(f"setup: stack {stack.name}: `{' '.join(argv)}` failed; see {BUILD_LOG}")
-        versions = installed_versions(root, stack.packages)
+        versions = debootstrap(stack, root)
         labels = {"vmparity.stack": stack.name, "vmparity.stack.versions": json.dumps(versions, sort_keys=True)}
         changes = ["ENTRYPOINT []", *(f"LABEL {k}={json.dumps(v)}" for k, v in labels.items())]
         tar = subprocess.Popen(["tar", "-C", str(root), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)

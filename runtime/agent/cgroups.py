@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from runtime.agent import libc
+from runtime.agent.cgroups_v2 import Cgroup2, enable_controllers
 
 ROOT = "/sys/fs/cgroup"
 UNLIMITED = "-1"
@@ -22,8 +23,24 @@ hierarchy (a v1 mkdir allocates each controller's state: tens of milliseconds un
 create under that parent renames it, anywhere else it is left unused."""
 
 
+def unified(layout: list[dict[str, str]]) -> bool:
+    """Is the layout a v2 host's: the unified hierarchy at /sys/fs/cgroup itself?"""
+    return any(e["type"] == "cgroup2" and e["dir"] == "" for e in layout)
+
+
+def _fstype(point: str) -> str | None:
+    with open("/proc/self/mounts") as f:
+        found = [line.split()[2] for line in f if line.split()[1] == point]
+    return found[-1] if found else None
+
+
 def mount_layout(layout: list[dict[str, str]]) -> list[dict[str, str]]:
     """Mount the host's layout; returns what was mounted (controllers the guest kernel lacks are skipped)."""
+    if unified(layout):
+        if _fstype(ROOT) != "cgroup2":
+            libc.mount("cgroup2", ROOT, "cgroup2", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC, "nsdelegate")
+        enable_controllers(ROOT)
+        return [e for e in layout if e["dir"] == ""]
     if not os.path.ismount(ROOT):
         libc.mount("tmpfs", ROOT, "tmpfs", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC, "mode=755")
     available = set()
@@ -224,6 +241,9 @@ class Cgroup:
                 raise TimeoutError(f"freezer did not reach {state}")
             time.sleep(0.01)
 
+    def is_frozen(self) -> bool:
+        return _read(self.file("freezer", "freezer.state")).strip() not in ("THAWED", "")
+
     def oom_kills(self) -> int:
         for line in _read(self.file("memory", "memory.oom_control")).splitlines():
             if line.startswith("oom_kill "):
@@ -266,6 +286,20 @@ class Cgroup:
         for d in self.dirs.values():
             with contextlib.suppress(OSError):
                 os.rmdir(d)
+
+
+AnyCgroup = Cgroup | Cgroup2
+
+
+def open_cgroup(layout: list[dict[str, str]], path: str) -> AnyCgroup:
+    """The container's cgroup in whichever hierarchy the guest mirrors."""
+    return Cgroup2(path) if unified(layout) else Cgroup(layout, path)
+
+
+def make_spare(layout: list[dict[str, str]], pid: int | None = None) -> bool:
+    if unified(layout):
+        return Cgroup2.make_spare(pid, SPARE_PARENT)
+    return Cgroup.make_spare(layout, pid)
 
 
 def _read(path: str) -> str:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.agent import criurpc, libc
-from runtime.agent.cgroups import Cgroup
+from runtime.agent.cgroups import AnyCgroup, Cgroup2
 from runtime.agent.process import ProcessError, Spawned, Stdio
 
 CRIU = "criu"
@@ -135,21 +135,17 @@ def _log(msg: str) -> None:
         f.write(f"vmparity-agent: {msg}\n")
 
 
-def _frozen(cgroup: Cgroup) -> bool:
-    try:
-        with open(cgroup.file("freezer", "freezer.state")) as f:
-            return f.read().strip() != "THAWED"
-    except OSError:
-        return False
+def _frozen(cgroup: AnyCgroup) -> bool:
+    return cgroup.is_frozen()
 
 
-def _kill_all(init_pid: int, cgroup: Cgroup) -> None:
+def _kill_all(init_pid: int, cgroup: AnyCgroup) -> None:
     for pid in {init_pid, *cgroup.pids()}:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 
 
-def dump(init_pid: int, images: str, cgroup: Cgroup, leave_running: bool, stdio: dict[str, Any],
+def dump(init_pid: int, images: str, cgroup: AnyCgroup, leave_running: bool, stdio: dict[str, Any],
          flush_output: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """CRIU-dump the container's process tree (rooted at its init) into images; returns what restore needs.
 
@@ -190,7 +186,7 @@ def dump(init_pid: int, images: str, cgroup: Cgroup, leave_running: bool, stdio:
     return info
 
 
-def _external_source(mountpoint: str, ext: dict[str, str], cfg: dict[str, Any], cgroup: Cgroup) -> str:
+def _external_source(mountpoint: str, ext: dict[str, str], cfg: dict[str, Any], cgroup: AnyCgroup) -> str:
     """Where an external mount comes from in this VM: the spec's bind source in the share, or the guest's own
     cgroup hierarchy (the container's cgroup in it)."""
     if ext["fstype"] == "9p":
@@ -200,6 +196,8 @@ def _external_source(mountpoint: str, ext: dict[str, str], cfg: dict[str, Any], 
                 return shares[m["source"]]
         # not in this spec: the same path in the share as at dump time
         return os.path.join(os.path.dirname(cfg["rootfs"]), ext["root"].lstrip("/"))
+    if isinstance(cgroup, Cgroup2):
+        return cgroup.dir  # the container's /sys/fs/cgroup is its own cgroup's directory (mounts.cgroup_view)
     name = os.path.basename(mountpoint)
     base = os.path.join("/sys/fs/cgroup", name)
     if ext["fstype"] == "cgroup2":
@@ -225,7 +223,7 @@ def _vm_sysctls(spec: dict[str, Any]) -> None:
             raise ProcessError(f"write sysctl key {key}: {e.strerror}") from e
 
 
-def restore(images: str, cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layout: list[dict[str, str]]) -> Spawned:
+def restore(images: str, cfg: dict[str, Any], stdio: Stdio, cgroup: AnyCgroup, layout: list[dict[str, str]]) -> Spawned:
     """CRIU-restore the dumped tree into this VM: the new rootfs, this VM's share and cgroups, the agent's pipes
     (or, for a terminal, a pty CRIU recreates in the container's devpts and whose master it hands over)."""
     try:

@@ -101,8 +101,16 @@ def bind(source: str, target: str, flags: int, prop: int) -> None:
 
 
 def cgroup_view(target: str, layout: list[dict[str, str]], cgroup_path: str, flags: int) -> None:
-    """runc's cgroup v1 mount: a tmpfs with each hierarchy's container cgroup bound where the host has it."""
+    """runc's cgroup mount: on v1 a tmpfs with each hierarchy's container cgroup bound where the host has it; on
+    v2 the container's own cgroup directory as /sys/fs/cgroup (what a cgroup2 mount in its cgroup namespace
+    shows under runc)."""
     os.makedirs(target, exist_ok=True)
+    if any(e.get("type") == "cgroup2" and e.get("dir") == "" for e in layout):
+        source = os.path.join("/sys/fs/cgroup", cgroup_path.lstrip("/"))
+        libc.mount(source, target, None, libc.MS_BIND)
+        extra = flags & (libc.MS_RDONLY | libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC)
+        libc.mount(source, target, None, libc.MS_BIND | libc.MS_REMOUNT | extra)
+        return
     libc.mount("tmpfs", target, "tmpfs", libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC, "mode=755")
     for entry in layout:
         name = entry["dir"]

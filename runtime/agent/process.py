@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.agent import caps, libc, mounts
-from runtime.agent.cgroups import Cgroup
+from runtime.agent.cgroups import AnyCgroup, Cgroup2, open_cgroup
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RLIMITS = {name: getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")}
@@ -228,7 +228,7 @@ def _collect(sock: socket.socket, want_pty: bool, until: str) -> Spawned:
 INIT_NAMESPACES = libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC | libc.CLONE_NEWPID
 
 
-def _init_work(cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layout: list[dict[str, str]],
+def _init_work(cfg: dict[str, Any], stdio: Stdio, cgroup: AnyCgroup, layout: list[dict[str, str]],
                sock: socket.socket, joined: bool = False) -> None:
     """In the container's init, inside its new namespaces: its filesystem, hostname, sysctls and limits; then
     "ready", and the exec once the agent says start."""
@@ -237,6 +237,8 @@ def _init_work(cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layout: list[d
     proc = spec["process"]
     if not joined:  # joined: the waiting init was in the template's spare cgroup, now the container's
         cgroup.join()  # before pivot_root: afterwards only the container's own cgroup view is mounted
+    if isinstance(cgroup, Cgroup2) and any(n.get("type") == "cgroup" for n in linux.get("namespaces") or []):
+        libc.unshare(libc.CLONE_NEWCGROUP)  # rooted at the container's cgroup, as runc on a v2 host
     root = cfg["rootfs"]
     mounts.setup(root, spec.get("mounts") or [], linux.get("devices") or [], cfg.get("shares") or {},
                  layout, cgroup.path)
@@ -352,11 +354,11 @@ def _await_container(sock: socket.socket) -> None:
     with os.fdopen(memfd, "rb") as f:
         given = json.loads(f.read())
     stdio = Stdio(given["tty"], child_fds=list(child_fds))
-    _init_work(given["cfg"], stdio, Cgroup(given["layout"], given["cgroup"]), given["layout"], sock,
+    _init_work(given["cfg"], stdio, open_cgroup(given["layout"], given["cgroup"]), given["layout"], sock,
                joined=bool(given.get("joined")))
 
 
-def _hand_over(waiting: Waiting, cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup,
+def _hand_over(waiting: Waiting, cfg: dict[str, Any], stdio: Stdio, cgroup: AnyCgroup,
                layout: list[dict[str, str]], joined: bool) -> bool:
     memfd = os.memfd_create("container-config", os.MFD_CLOEXEC)
     try:
@@ -371,7 +373,7 @@ def _hand_over(waiting: Waiting, cfg: dict[str, Any], stdio: Stdio, cgroup: Cgro
         os.close(memfd)
 
 
-def start_init(cfg: dict[str, Any], stdio: Stdio, cgroup: Cgroup, layout: list[dict[str, str]],
+def start_init(cfg: dict[str, Any], stdio: Stdio, cgroup: AnyCgroup, layout: list[dict[str, str]],
                joined: bool = False) -> Spawned:
     """Create the container: namespaces, filesystem, hostname, sysctls, limits; the process waits for start.
     The init forked before the snapshot takes it when there is one; `joined` says it is in `cgroup` already."""
@@ -406,12 +408,12 @@ def release(spawned: Spawned, timeout: float = 30) -> None:
         raise ProcessError(reply[6:].decode(errors="replace"))
 
 
-def start_exec(init_pid: int, proc: dict[str, Any], stdio: Stdio, cgroup: Cgroup) -> Spawned:
+def start_exec(init_pid: int, proc: dict[str, Any], stdio: Stdio, cgroup: AnyCgroup) -> Spawned:
     """A process in the running container: setns into its namespaces, join its cgroup, exec."""
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     ns_fds = []
     try:
-        for ns in ("ipc", "uts", "pid", "mnt"):
+        for ns in ("ipc", "uts", "pid", "mnt", "cgroup"):
             ns_fds.append(os.open(f"/proc/{init_pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC))
     except OSError as e:
         for fd in ns_fds:

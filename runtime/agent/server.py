@@ -83,7 +83,7 @@ class Agent:
         self.unclaimed: OrderedDict[int, dict[str, int]] = OrderedDict()
         self.ins: dict[int, InStream] = {}
         self.outs: dict[int, OutStream] = {}
-        self.cgroup: cgroups.Cgroup | None = None
+        self.cgroup: cgroups.AnyCgroup | None = None
         self.layout: list[dict[str, str]] = []
         self.init: Proc | None = None
         self.init_exec_at: float | None = None
@@ -218,7 +218,7 @@ class Agent:
         from runtime.agent import net
 
         self.layout = cgroups.mount_layout(req.get("cgroup_layout") or [])
-        cgroups.Cgroup.make_spare(self.layout)
+        cgroups.make_spare(self.layout)
         # synchronize_rcu() is on the path of every netlink and mount change; a normal grace period under
         # emulation is tens of milliseconds, an expedited one a fraction of that
         with contextlib.suppress(OSError), open("/sys/kernel/rcu_expedited", "w") as f:
@@ -227,7 +227,7 @@ class Agent:
         gc.collect()
         gc.freeze()  # objects that exist now are never scanned again: forked children do not copy their pages
         prefork_init()
-        self.spare_holds_init = cgroups.Cgroup.make_spare(self.layout, waiting_pid())
+        self.spare_holds_init = cgroups.make_spare(self.layout, waiting_pid())
         return {"layout": self.layout}
 
     @staticmethod
@@ -276,7 +276,7 @@ class Agent:
         if not self.layout:
             self.layout = cgroups.mount_layout(req.get("cgroup_layout") or [])
         t.append(time.monotonic())
-        self.cgroup = cgroups.Cgroup(self.layout, req.get("cgroup_path") or "/container")
+        self.cgroup = cgroups.open_cgroup(self.layout, req.get("cgroup_path") or "/container")
         self.cgroup.create()
         warnings = self.cgroup.apply(((req["spec"].get("linux") or {}).get("resources")) or {})
         t.append(time.monotonic())
@@ -365,9 +365,11 @@ class Agent:
 
     def _oom(self) -> None:
         try:
-            os.read(self.oom_fd, 8)  # type: ignore[arg-type]
+            os.read(self.oom_fd, 4096)  # type: ignore[arg-type]  # an eventfd's count (v1) or inotify events (v2)
         except BlockingIOError:
             return
+        if isinstance(self.cgroup, cgroups.Cgroup2) and not self.cgroup.new_oom_kills():
+            return  # memory.events changed for something else (a high or max event)
         kills = self.cgroup.oom_kills() if self.cgroup else 0
         self.event({"event": "oom", "oom_kills": kills})
 

@@ -40,9 +40,23 @@ def _mounts(mountinfo: str | None = None) -> list[dict[str, str]]:
     return out
 
 
-def layout(mountinfo: str | None = None) -> list[dict[str, str]]:
-    """The host's cgroup mounts below /sys/fs/cgroup, for the guest to mirror (part of the template key)."""
-    return [m for m in _mounts(mountinfo) if m["dir"]]
+GUEST_CGROUP_ENV = "RUNVM_GUEST_CGROUP"
+"""`v2` gives the guest the unified hierarchy whatever the host has (runvm --guest-cgroup=v2); unset or `host`:
+the guest mirrors the host."""
+V2_LAYOUT = [{"dir": "", "type": "cgroup2", "options": ""}]
+
+
+def layout(mountinfo: str | None = None, guest: str | None = None) -> list[dict[str, str]]:
+    """The cgroup mounts the guest makes (part of the template key): the host's below /sys/fs/cgroup, so a
+    container sees the cgroup version and files it would see under runc on this host; on a v2 host that is the
+    unified hierarchy at /sys/fs/cgroup itself."""
+    guest = guest if guest is not None else os.environ.get(GUEST_CGROUP_ENV, "host")
+    if guest == "v2":
+        return [dict(m) for m in V2_LAYOUT]
+    mounts = _mounts(mountinfo)
+    if any(m["dir"] == "" and m["type"] == "cgroup2" for m in mounts):
+        return [dict(m) for m in V2_LAYOUT]
+    return [m for m in mounts if m["dir"]]
 
 
 def _hierarchies(mountinfo: str | None, unified_controllers: str | None) -> tuple[dict[str, str], str | None]:

@@ -70,6 +70,9 @@ def global_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", action="store_true", default=os.environ.get("RUNVM_POOL", "") not in ("", "0"),
                    help="runvm's own: take a VM restored ahead of time from the spare pool when one is ready, "
                         "and start its replacement (one spare VM per template and cache size)")
+    p.add_argument("--guest-cgroup", default=None, choices=["host", "v2"],
+                   help="runvm's own: the cgroup hierarchy the guest mounts: the host's version (default), or v2 "
+                        "whatever the host has (also RUNVM_GUEST_CGROUP=v2)")
     p.add_argument("--version", "-v", action="store_true")
     p.add_argument("command", nargs="?", choices=[*COMMANDS, *ALIASES])
     p.add_argument("rest", nargs=argparse.REMAINDER)
@@ -124,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     if gargs.help or not gargs.command:
         (sys.stdout if gargs.help else sys.stderr).write(_help())
         return 0 if gargs.help else 2
+    if gargs.guest_cgroup:
+        os.environ["RUNVM_GUEST_CGROUP"] = gargs.guest_cgroup  # cgroups.layout() reads it where the guest is set up
     name = ALIASES.get(gargs.command, gargs.command)
     module = importlib.import_module(f"runtime.runvm.commands.{name}")
     sp = command_parser(name, module)

@@ -70,3 +70,17 @@ def test_drift_is_rendered_warned_and_in_junit(tmp_path: Any) -> None:
     assert [(f.scenario, f.runtime, f.level.value) for f in drift] == [(some, "runvm", "WARN")]
     junit.write(m, tmp_path / "j.xml")
     assert 'name="version_drift" value="differs on current, same on debian12"' in (tmp_path / "j.xml").read_text()
+
+
+def test_a_shard_from_another_host_joins_a_matrix_already_merged_by_stack() -> None:
+    """The cgroup2 machine's run (one stack) added to the main job's matrix (two): a third set of columns."""
+    main = merge.merge([_on("debian12", "a"), _on("current", "b")])
+    shard = _on("cgroup2", "c")
+    shard["provenance"]["stack"]["kind"] = "vm"
+    merged = merge.merge([main, shard])
+    assert merged["provenance"]["stack_order"] == ["current", "debian12", "cgroup2"]
+    assert {c["runtime"] for c in merged["cells"] if c["run_id"] == "c"} == {"runc@cgroup2", "runvm@cgroup2",
+                                                                              "runsc@cgroup2"}
+    assert merged["provenance"]["merge"]["conflicts"] == []
+    assert sorted(merged["hosts"]) == ["a", "b", "c"]
+    assert reference.problems(merged, {s["id"] for s in synthetic.REGISTRY["scenarios"]}) == []
