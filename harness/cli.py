@@ -116,6 +116,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------- merge
 def cmd_merge(args: argparse.Namespace) -> int:
+    missing = [str(p) for p in args.inputs if not p.exists()]
+    if missing:
+        raise SystemExit(f"vmparity merge: no results at {', '.join(missing)} (a run directory's results.json; "
+                         "the main job's is reports/runs/matrix/results.json, written by ./run matrix)")
     try:
         merged = mergemod.merge([results.load(p) for p in args.inputs], run_id=args.run_id, prefer=args.prefer)
     except mergemod.MergeError as e:

@@ -101,7 +101,10 @@ class Reading:
     cpu_quota_cpus: float | None = None
     """quota / period in CPUs; None: no quota."""
     cpu_shares: int | None = None
-    """v1 cpu.shares; on v2 the cpu.weight converted back to shares (runc's mapping, inverted)."""
+    """v1 cpu.shares."""
+    cpu_weight: int | None = None
+    """v2 cpu.weight, as it is: runc's mapping from shares changed in 1.3 (linear before, log-quadratic since),
+    so no inverse names the shares a weight came from."""
     cpuset_cpus: str | None = None
     pids_max: int | None = None
     memory_usage: int | None = None
@@ -151,11 +154,6 @@ def _keyed(text: str, key: str) -> int | None:
     return None
 
 
-def shares_of_weight(weight: int) -> int:
-    """runc maps v1 shares to v2 weight as 1 + (shares - 2) * 9999 / 262142; the inverse, rounded."""
-    return round((weight - 1) * 262142 / 9999 + 2)
-
-
 def read(container_id: str, *, driver: str = "cgroupfs", parent: str = "", lay: Layout | None = None) -> Reading:
     """Read the container's limits and usage on the host, as `docker stats` and other host tools see them."""
     lay = lay or layout()
@@ -196,8 +194,7 @@ def read(container_id: str, *, driver: str = "cgroupfs", parent: str = "", lay: 
         quota_s, _, period_s = get("cpu", "cpu.max").partition(" ")
         q, p = _int(quota_s), _int(period_s)
         values["cpu_quota_cpus"] = q / p if q and p else None
-        weight = _int(get("cpu", "cpu.weight"))
-        values["cpu_shares"] = shares_of_weight(weight) if weight else None
+        values["cpu_weight"] = _int(get("cpu", "cpu.weight"))
         usec = _keyed(get("cpu", "cpu.stat"), "usage_usec")
         values["cpu_usage_ns"] = usec * 1000 if usec is not None else None
         values["pids_max"] = _limit_v2(get("pids", "pids.max"))
@@ -276,7 +273,7 @@ def limits(r: Reading) -> dict[str, Any]:
         "memory": describe_limit(r.memory_limit),
         "memory_swap": describe_limit(r.memory_swap_limit),
         "cpus": describe_cpus(r.cpu_quota_cpus),
-        "cpu_shares": describe_count(r.cpu_shares),
+        "cpu_shares": f"weight {r.cpu_weight}" if r.cpu_weight is not None else describe_count(r.cpu_shares),
         "cpuset_cpus": r.cpuset_cpus or "absent",
         "pids": describe_count(r.pids_max),
     }

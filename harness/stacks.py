@@ -362,8 +362,9 @@ def _container_endpoint(stack: StackData) -> Endpoint:
 
 
 def host_endpoint(stack: StackData) -> Endpoint:
+    packages = stack_image.installed_versions(Path("/"), stack.packages) if stack.packages else {}
     return Endpoint(stack.name, f"unix://{paths.DOCKER_SOCK}", paths.DOCKER_EXEC_ROOT, dockerd.running_environ()[0],
-                    stack.kind, versions=components(dockerd.client(timeout=30)))
+                    stack.kind, versions=components(dockerd.client(timeout=30)), packages=packages)
 
 
 def endpoint(stack: StackData) -> Endpoint:

@@ -55,8 +55,10 @@ def _images(client: docker.DockerClient, stack: StackData) -> list[docker.models
 
 
 def installed_versions(root: Path, packages: tuple[str, ...]) -> dict[str, str]:
-    out = subprocess.run(["chroot", str(root), "dpkg-query", "-W", "-f=${Package} ${Version}\n", *packages],
-                         capture_output=True, text=True, check=True).stdout
+    """What dpkg in root says of the packages (root "/": this machine, e.g. a kind-vm stack's own)."""
+    prefix = [] if root == Path("/") else ["chroot", str(root)]
+    out = subprocess.run([*prefix, "dpkg-query", "-W", "-f=${Package} ${Version}\n", *packages],
+                         capture_output=True, text=True).stdout
     return dict(sorted(line.split(" ", 1) for line in out.splitlines() if " " in line))
 
 

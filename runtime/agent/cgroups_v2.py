@@ -2,12 +2,13 @@
 cgroup, its limits, stats, freezer and OOM count, written as runc writes them on a v2 host.
 
 The same interface as cgroups.Cgroup (the v1 one), so the agent does not care which version the guest mirrors.
-Conversions follow runc's (libcontainer/cgroups/fs2 and its cpu.weight and io.weight formulas), so the files a
+Conversions follow runc's (its cpu.weight, io.weight and swap conversions), so the files a
 container reads hold what they would hold under runc."""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from typing import Any
@@ -21,10 +22,17 @@ IN_NONBLOCK_CLOEXEC = os.O_NONBLOCK | os.O_CLOEXEC
 
 
 def cpu_weight(shares: int) -> int:
-    """runc's mapping of v1 cpu.shares [2, 262144] onto v2 cpu.weight [1, 10000]."""
+    """v1 cpu.shares [2, 262144] as v2 cpu.weight [1, 10000], as runc 1.3 and later convert it: 10 to the power
+    of a quadratic in log2(shares) through (2, 1), (1024, 100) and (262144, 10000), rounded up, so Docker's
+    default 1024 is v2's default 100 (runc 1.1's linear map gave 39)."""
     if shares == 0:
         return 0
-    return 1 + ((shares - 2) * 9999) // 262142
+    if shares <= 2:
+        return 1
+    if shares >= 262144:
+        return 10000
+    lg = math.log2(shares)
+    return math.ceil(10 ** ((lg * lg + 125 * lg) / 612 - 7 / 34))
 
 
 def io_weight(blkio_weight: int) -> int:

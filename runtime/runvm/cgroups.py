@@ -227,8 +227,10 @@ def files(values: dict[str, Any], v2: bool, growing: bool = False,
 
 
 def weight_of_shares(shares: int) -> int:
-    """runc's mapping of v1 cpu.shares [2, 262144] onto v2 cpu.weight [1, 10000]."""
-    return 1 + ((max(2, min(262144, int(shares))) - 2) * 9999) // 262142
+    """runc's mapping of v1 cpu.shares onto v2 cpu.weight (the guest's, so host and guest agree)."""
+    from runtime.agent.cgroups_v2 import cpu_weight
+
+    return cpu_weight(max(2, int(shares)))
 
 
 def _max(value: int, unlimited: str = "max") -> str:

@@ -46,7 +46,7 @@ def test_the_container_sees_cgroup2_with_runc_s_v2_values(v2box: Any) -> None:
                                                      ).splitlines())
     # as runc writes them on a v2 host for -m 64m (swap total 128m), --pids-limit 50, --cpus 0.5, --cpu-shares 512
     assert files == {"memory.max": str(64 * MiB), "memory.swap.max": str(64 * MiB), "pids.max": "50",
-                     "cpu.max": "50000 100000", "cpu.weight": "20"}
+                     "cpu.max": "50000 100000", "cpu.weight": "59"}
     assert "memory" in _sh(v2box, "cat /sys/fs/cgroup/cgroup.controllers").split()
     assert not _sh(v2box, "ls /sys/fs/cgroup | grep -c '^memory.limit_in_bytes$' || true").strip("0\n")
 

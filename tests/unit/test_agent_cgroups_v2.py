@@ -38,8 +38,9 @@ def test_the_guest_mirrors_the_host_s_version(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_conversions_are_runc_s() -> None:
-    assert cgroups_v2.cpu_weight(1024) == 39 and cgroups_v2.cpu_weight(2) == 1
-    assert cgroups_v2.cpu_weight(262144) == 10000
+    # runc 1.3's: Docker's default shares are v2's default weight; 512 is what runc 1.3.6 wrote on the cgroup2 host
+    assert cgroups_v2.cpu_weight(1024) == 100 and cgroups_v2.cpu_weight(512) == 59
+    assert cgroups_v2.cpu_weight(2) == 1 and cgroups_v2.cpu_weight(262144) == 10000 and cgroups_v2.cpu_weight(0) == 0
     assert cgroups_v2.io_weight(10) == 1 and cgroups_v2.io_weight(1000) == 10000
     mib = 1 << 20
     assert cgroups_v2.swap_max(64 * mib, 64 * mib) == "0"  # --memory-swap equal to -m: no swap

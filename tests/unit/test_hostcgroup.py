@@ -59,13 +59,14 @@ def test_v2_layout_and_reading(tmp_path: Path) -> None:
     _write(tmp_path / "system.slice" / f"docker-{CID}.scope", {
         "memory.max": str(64 << 20), "memory.swap.max": "0", "memory.current": "10", "memory.peak": "20",
         "memory.events": "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1", "cpu.max": "100000 100000",
-        "cpu.weight": str(1 + (512 - 2) * 9999 // 262142), "cpu.stat": "usage_usec 7\nuser_usec 5",
+        "cpu.weight": "59", "cpu.stat": "usage_usec 7\nuser_usec 5",
         "cpuset.cpus.effective": "0-1", "pids.max": "16", "pids.current": "2"})
     r = hostcgroup.read(CID, driver="systemd", lay=lay)
     assert r.found and not r.missing
     assert (r.memory_limit, r.memory_swap_limit, r.memory_usage, r.memory_peak) == (64 << 20, 64 << 20, 10, 20)
     assert (r.cpu_quota_cpus, r.cpu_usage_ns, r.pids_max, r.cpuset_cpus) == (1.0, 7000, 16, "0-1")
-    assert abs((r.cpu_shares or 0) - 512) < 30  # weight is coarser than shares
+    assert r.cpu_weight == 59 and r.cpu_shares is None  # runc 1.3 writes 59 for --cpu-shares 512
+    assert hostcgroup.limits(r)["cpu_shares"] == "weight 59"
 
 
 def test_absent_cgroup_is_not_found(tmp_path: Path) -> None:
