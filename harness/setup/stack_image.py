@@ -57,8 +57,11 @@ def _images(client: docker.DockerClient, stack: StackData) -> list[docker.models
 def installed_versions(root: Path, packages: tuple[str, ...]) -> dict[str, str]:
     """What dpkg in root says of the packages (root "/": this machine, e.g. a kind-vm stack's own)."""
     prefix = [] if root == Path("/") else ["chroot", str(root)]
-    out = subprocess.run([*prefix, "dpkg-query", "-W", "-f=${Package} ${Version}\n", *packages],
-                         capture_output=True, text=True).stdout
+    done = subprocess.run([*prefix, "dpkg-query", "-W", "-f=${Package} ${Version}\n", *packages],
+                          capture_output=True, text=True)
+    if done.returncode > 1:  # 1: some package is not installed, the others are listed
+        raise SystemExit(f"setup: dpkg-query in {root} failed: {done.stderr.strip()}")
+    out = done.stdout
     return dict(sorted(line.split(" ", 1) for line in out.splitlines() if " " in line))
 
 

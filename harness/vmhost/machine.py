@@ -154,17 +154,22 @@ def run(stack: StackData, run_dir: Path, args: list[str], *, timeout: float, log
 
 def _follow(proc: subprocess.Popen[bytes], inside_log: Path, timeout: float, log: Any) -> str:
     """Relay the suite's log lines until QEMU exits; "" or why it was stopped."""
-    deadline, seen = time.monotonic() + timeout, 0
+    deadline, pending = time.monotonic() + timeout, ""
+    log_file = None
 
     def relay(everything: bool) -> None:
-        nonlocal seen
-        with contextlib.suppress(OSError):
-            text = inside_log.read_text(errors="replace")
-            for line in text[seen:].splitlines(keepends=True):
-                if not line.endswith("\n") and not everything:
-                    break
-                log(f"  | {line.rstrip()}")
-                seen += len(line)
+        nonlocal pending, log_file
+        if log_file is None:
+            try:
+                log_file = open(inside_log, errors="replace")  # noqa: SIM115  (kept open while QEMU runs)
+            except OSError:
+                return
+        pending += log_file.read()
+        *lines, pending = pending.split("\n")
+        if everything and pending:
+            lines, pending = [*lines, pending], ""
+        for line in lines:
+            log(f"  | {line.rstrip()}")
 
     while proc.poll() is None:
         relay(False)
@@ -172,4 +177,6 @@ def _follow(proc: subprocess.Popen[bytes], inside_log: Path, timeout: float, log
             return f"stopped after {timeout:.0f} s: the machine had not powered off"
         time.sleep(2)
     relay(True)
+    if log_file is not None:
+        log_file.close()
     return ""

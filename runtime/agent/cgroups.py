@@ -12,15 +12,12 @@ import time
 from typing import Any
 
 from runtime.agent import libc
+from runtime.agent.cgfiles import ROOT, SPARE, SPARE_PARENT
+from runtime.agent.cgfiles import read as _read
+from runtime.agent.cgfiles import write as _write
 from runtime.agent.cgroups_v2 import Cgroup2, enable_controllers
 
-ROOT = "/sys/fs/cgroup"
 UNLIMITED = "-1"
-SPARE = ".runvm-spare"
-SPARE_PARENT = "/docker"
-"""Docker's cgroupfs parent. The template makes the next container's cgroup there ahead of time, in every
-hierarchy (a v1 mkdir allocates each controller's state: tens of milliseconds under TCG for all of them); a
-create under that parent renames it, anywhere else it is left unused."""
 
 
 def unified(layout: list[dict[str, str]]) -> bool:
@@ -244,6 +241,10 @@ class Cgroup:
     def is_frozen(self) -> bool:
         return _read(self.file("freezer", "freezer.state")).strip() not in ("THAWED", "")
 
+    def woke_for_oom(self) -> bool:
+        """The watch_oom eventfd fires only on an OOM."""
+        return True
+
     def oom_kills(self) -> int:
         for line in _read(self.file("memory", "memory.oom_control")).splitlines():
             if line.startswith("oom_kill "):
@@ -301,15 +302,3 @@ def make_spare(layout: list[dict[str, str]], pid: int | None = None) -> bool:
         return Cgroup2.make_spare(pid, SPARE_PARENT)
     return Cgroup.make_spare(layout, pid)
 
-
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def _write(path: str, value: str) -> None:
-    with open(path, "w") as f:
-        f.write(value)

@@ -14,8 +14,11 @@ import time
 from typing import Any
 
 from runtime.agent import libc
+from runtime.agent.cgfiles import ROOT, SPARE
+from runtime.agent.cgfiles import keyed as _keyed
+from runtime.agent.cgfiles import read as _read
+from runtime.agent.cgfiles import write as _write
 
-ROOT = "/sys/fs/cgroup"
 CONTROLLERS = ("cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc")
 IN_MODIFY = 0x2
 IN_NONBLOCK_CLOEXEC = os.O_NONBLOCK | os.O_CLOEXEC
@@ -73,7 +76,7 @@ class Cgroup2:
         self._oom_seen = 0
 
     def create(self) -> None:
-        spare = os.path.join(os.path.dirname(self.dir), ".runvm-spare")
+        spare = os.path.join(os.path.dirname(self.dir), SPARE)
         self._ancestors()
         if not os.path.isdir(self.dir) and os.path.isdir(spare):
             with contextlib.suppress(OSError):
@@ -91,8 +94,8 @@ class Cgroup2:
             enable_controllers(node)
 
     @classmethod
-    def make_spare(cls, pid: int | None = None, parent: str = "/docker") -> bool:
-        spare = cls(os.path.join(parent, ".runvm-spare"))
+    def make_spare(cls, pid: int | None, parent: str) -> bool:
+        spare = cls(os.path.join(parent, SPARE))
         try:
             spare.create()
         except OSError:
@@ -183,11 +186,11 @@ class Cgroup2:
         self._oom_seen = self.oom_kills()
         return fd
 
-    def new_oom_kills(self) -> int:
-        """How many OOM kills since the last call (memory.events also changes for high and max events)."""
+    def woke_for_oom(self) -> bool:
+        """Did the oom_kill count grow since the last wake? (memory.events also changes for high and max events.)"""
         now = self.oom_kills()
-        new, self._oom_seen = now - self._oom_seen, now
-        return max(new, 0)
+        grew, self._oom_seen = now > self._oom_seen, now
+        return grew
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -211,19 +214,3 @@ class Cgroup2:
         with contextlib.suppress(OSError):
             os.rmdir(self.dir)
 
-
-def _keyed(path: str) -> dict[str, str]:
-    return dict(ln.split(None, 1) for ln in _read(path).splitlines() if " " in ln)
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def _write(path: str, value: str) -> None:
-    with open(path, "w") as f:
-        f.write(value)

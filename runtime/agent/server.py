@@ -368,8 +368,8 @@ class Agent:
             os.read(self.oom_fd, 4096)  # type: ignore[arg-type]  # an eventfd's count (v1) or inotify events (v2)
         except BlockingIOError:
             return
-        if isinstance(self.cgroup, cgroups.Cgroup2) and not self.cgroup.new_oom_kills():
-            return  # memory.events changed for something else (a high or max event)
+        if self.cgroup is not None and not self.cgroup.woke_for_oom():
+            return
         kills = self.cgroup.oom_kills() if self.cgroup else 0
         self.event({"event": "oom", "oom_kills": kills})
 
